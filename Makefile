@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`. Both set up what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(abspath $(VENV))/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: demo test venv debian-deps bench clean-venv
+
+$(STAMP): setup.py tools/setup_venv.sh
+	bash tools/setup_venv.sh $(VENV)
+	touch $@
+
+venv: $(STAMP)
+
+debian-deps:
+	bash tools/install_debian_deps.sh
+
+test: debian-deps $(STAMP)
+	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
+
+demo: debian-deps $(STAMP)
+	cd egs/asterisk/ssl1 && PATH=$(abspath $(VENV))/bin:$$PATH ./run.sh
+	@echo "Demo finished. Results: egs/asterisk/ssl1/RESULTS.md, data reports: egs/asterisk/ssl1/data/*/report.txt, logs: egs/asterisk/ssl1/exp/"
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,26 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="speechssl2",
+    version="0.1.0",
+    description="Self-supervised speech representation learning: pre-train, fine-tune, decode, score.",
+    packages=find_packages(include=["speechssl2", "speechssl2.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "torch==2.11.*",
+        "torchaudio==2.11.*",
+        "lhotse>=1.30",
+        "kaldiio>=2.18",
+        "sentencepiece>=0.2",
+        "pyyaml>=6",
+        "espnet>=202412",
+        "faiss-cpu>=1.8",
+        "flashlight-text>=0.0.7",
+        "tensorboard>=2.15",
+        "tqdm>=4.66",
+        "matplotlib>=3.8",
+        "soundfile>=0.12",
+        "urllib3",  # lhotse imports it without declaring it
+    ],
+    extras_require={"dev": ["pytest>=8", "transformers>=4.45"]},
+)
