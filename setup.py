@@ -1,5 +1,11 @@
 from setuptools import find_packages, setup
 
+# espnet (beam search, scorers) is installed by tools/setup_venv.sh with --no-deps:
+# its dependency ci_sdr declares a git-URL requirement that pip refuses from PyPI, so
+# listing espnet here makes every `pip install speechssl2` fail to resolve. The espnet
+# modules we import need nothing beyond what is listed below.
+ESPNET = "espnet==202511"
+
 setup(
     name="speechssl2",
     version="0.1.0",
@@ -13,7 +19,6 @@ setup(
         "kaldiio>=2.18",
         "sentencepiece>=0.2",
         "pyyaml>=6",
-        "espnet>=202412",
         "faiss-cpu>=1.8",
         "flashlight-text>=0.0.7",
         "tensorboard>=2.15",
