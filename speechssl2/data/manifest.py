@@ -1,0 +1,99 @@
+"""Writing a prepared set to disk, and keeping account of what preparation left out.
+
+Corpus functions never drop an entry silently: whatever they cannot turn into a cut
+(a transcript line without audio, a non-speech prompt, an unreadable file) goes into
+``<set>/excluded.tsv`` as ``id<TAB>reason<TAB>detail``, which the validation report
+includes.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from collections import Counter, defaultdict
+from typing import Dict, Iterable, List
+
+from lhotse import CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment, SupervisionSet
+
+from speechssl2.config import atomic_write_text
+
+log = logging.getLogger(__name__)
+EXCLUDED_FILE = "excluded.tsv"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One entry that is not (or not fully) usable: which one, the reason key, specifics."""
+
+    id: str
+    reason: str
+    detail: str = ""
+
+
+def read_recording(path: Path, recording_id: str, problems: List[Problem]) -> Recording | None:
+    """``Recording.from_file`` that records an unreadable file in ``problems`` instead of raising."""
+    try:
+        return Recording.from_file(path, recording_id=recording_id)
+    except Exception as err:  # soundfile, audioread and ffmpeg each raise their own types
+        problems.append(Problem(recording_id, "unreadable", f"{path}: {_one_line(err)}"))
+        return None
+
+
+def whole_recording_supervision(rec: Recording, **fields: object) -> SupervisionSegment:
+    """One supervision spanning the whole (first channel of the) recording, id = recording id."""
+    return SupervisionSegment(
+        id=rec.id, recording_id=rec.id, start=0.0, duration=rec.duration, channel=0, **fields
+    )
+
+
+def write_set(
+    set_dir: Path, recordings: Iterable[Recording], supervisions: Iterable[SupervisionSegment],
+    problems: Iterable[Problem] = (),
+) -> CutSet:
+    """Write recordings, supervisions, cuts and ``excluded.tsv``; return the cuts.
+
+    One cut per recording, with the recording's id, on channel 0: a multi-channel
+    file yields its first channel (validation reports it as ``multi_channel``).
+    """
+    set_dir.mkdir(parents=True, exist_ok=True)
+    recs = RecordingSet.from_recordings(sorted(recordings, key=lambda r: r.id))
+    sups = SupervisionSet.from_segments(sorted(supervisions, key=lambda s: s.id))
+    by_recording: Dict[str, List[SupervisionSegment]] = defaultdict(list)
+    for sup in sups:
+        by_recording[sup.recording_id].append(sup)
+    cuts = CutSet.from_cuts(
+        MonoCut(id=r.id, start=0.0, duration=r.duration, channel=0, recording=r,
+                supervisions=by_recording[r.id])
+        for r in recs
+    )
+    recs.to_file(set_dir / "recordings.jsonl.gz")
+    sups.to_file(set_dir / "supervisions.jsonl.gz")
+    cuts.to_file(set_dir / "cuts.jsonl.gz")
+    write_excluded(set_dir, problems)
+    return cuts
+
+
+def write_excluded(set_dir: Path, problems: Iterable[Problem]) -> None:
+    problems = list(problems)
+    if problems:
+        counts = Counter(p.reason for p in problems)
+        log.warning("%s: %d entries excluded (%s), listed in %s", set_dir, len(problems),
+                    ", ".join(f"{k}: {n}" for k, n in sorted(counts.items())), EXCLUDED_FILE)
+    lines = [f"{p.id}\t{p.reason}\t{_one_line(p.detail)}\n" for p in problems]
+    atomic_write_text(set_dir / EXCLUDED_FILE, "".join(lines))
+
+
+def read_excluded(set_dir: Path) -> List[Problem]:
+    """The problems a corpus function recorded for ``set_dir`` (empty when none were)."""
+    path = set_dir / EXCLUDED_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        utt, reason, detail = (line.split("\t") + ["", ""])[:3]
+        out.append(Problem(utt, reason, detail))
+    return out
+
+
+def _one_line(obj: object) -> str:
+    return " ".join(str(obj).split())
