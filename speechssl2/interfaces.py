@@ -42,6 +42,11 @@ class ObjectiveOutput:
     terms: Dict[str, Tensor]  # e.g. {"contrastive": ..., "diversity": ..., "feature_pen": ...}
     metrics: Dict[str, float] = field(default_factory=dict)  # e.g. {"acc_masked": 0.3, "code_ppl": 41.0}
     sample_size: int = 1  # frames (or utterances) the terms are averaged over
+    weights: Dict[str, float] = field(default_factory=dict)  # the objective's own weight per term; missing = 1.0
+
+    def weighted_loss(self) -> Tensor:
+        """sum_k weights[k] * terms[k]: the objective's loss before its weight in the config."""
+        return sum(self.weights.get(k, 1.0) * v for k, v in self.terms.items())  # type: ignore[return-value]
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""SSL pre-training objectives (OBJECTIVES registry): heads + targets + named loss terms."""

@@ -1,0 +1,1 @@
+"""Vector quantizers that turn frame features into discrete targets (QUANTIZERS registry)."""
