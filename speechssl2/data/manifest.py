@@ -31,11 +31,14 @@ class Problem:
 
 
 def read_recording(path: Path, recording_id: str, problems: List[Problem]) -> Recording | None:
-    """``Recording.from_file`` that records an unreadable file in ``problems`` instead of raising."""
+    """``Recording.from_file`` that records a bad file in ``problems`` instead of raising."""
+    if path.stat().st_size == 0:
+        problems.append(Problem(recording_id, "empty", f"{path}: 0-byte file"))
+        return None
     try:
         return Recording.from_file(path, recording_id=recording_id)
     except Exception as err:  # soundfile, audioread and ffmpeg each raise their own types
-        problems.append(Problem(recording_id, "unreadable", f"{path}: {_one_line(err)}"))
+        problems.append(Problem(recording_id, "unreadable", f"{path}: {_one_line(err)[:300]}"))
         return None
 
 

@@ -1,0 +1,44 @@
+"""``make_dataloader``: cut manifest -> DataLoader of padded batches, bucketed by duration.
+
+Lhotse's ``DynamicBucketingSampler`` groups cuts of similar duration into batches of at
+most ``max_duration`` seconds (less padding, steadier memory); its
+``state_dict()``/``load_state_dict()`` let a training run resume mid-epoch exactly.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import torch
+from lhotse import CutSet, load_manifest_lazy
+from lhotse.dataset import DynamicBucketingSampler
+
+from speechssl2.data.dataset import Batch, CutBatchDataset
+
+
+def make_dataloader(
+    cuts: CutSet | str, *, max_duration: float, shuffle: bool,
+    features: Literal["wave", "fbank"] = "wave", sample_rate: int = 16000, num_buckets: int = 10,
+    seed: int = 0, world_size: int = 1, rank: int = 0, num_workers: int = 0,
+    label_field: str | None = None, batch_transforms: Sequence[Callable[[Batch], Batch]] = (),
+    drop_last: bool = False,
+) -> torch.utils.data.DataLoader:
+    """Batches (see ``speechssl2.data.dataset``) of at most ``max_duration`` seconds of audio."""
+    if isinstance(cuts, (str, Path)):
+        cuts = open_cuts(cuts)
+    sampler = DynamicBucketingSampler(
+        cuts, max_duration=max_duration, shuffle=shuffle, num_buckets=num_buckets, seed=seed,
+        world_size=world_size, rank=rank, drop_last=drop_last,
+    )
+    dataset = CutBatchDataset(sample_rate, features, label_field, batch_transforms)
+    return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers)
+
+
+def open_cuts(path: str | Path) -> CutSet:
+    """A cut manifest opened lazily; a clear error when the file is missing or not cuts."""
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"cut manifest {path} does not exist (run the prepare_data stage)")
+    manifest = load_manifest_lazy(path)
+    if not isinstance(manifest, CutSet):
+        raise ValueError(f"{path} holds a {type(manifest).__name__}, not a CutSet (use cuts.jsonl.gz)")
+    return manifest
