@@ -1,0 +1,84 @@
+"""Raw-waveform convolutional feature encoder (wav2vec 2.0 / HuBERT / WavLM, and wav2vec 2019).
+
+Each block is conv -> norm -> activation. Norm modes, as in the released models:
+``group_norm`` (per-channel GroupNorm on the first block only, BASE models),
+``layer_norm`` (LayerNorm over channels in every block, LARGE models) and
+``utterance_norm`` (GroupNorm with one group in every block, wav2vec 2019).
+Group statistics are taken over valid samples only, so padding never changes a frame.
+"""
+from __future__ import annotations
+
+from typing import List, Literal, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from speechssl2.models.functional import conv_output_lengths, masked_group_norm, padding_mask, receptive_field
+from speechssl2.registry import FRONTENDS
+
+NormMode = Literal["group_norm", "layer_norm", "utterance_norm"]
+ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU}
+
+
+class ConvBlock(nn.Module):
+    """Conv1d -> optional norm -> activation; the norm sees which frames are padding."""
+
+    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, norm: str, bias: bool,
+                 activation: str) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, bias=bias)
+        self.norm_kind = norm  # "group" (per channel), "single" (one group), "layer" or "none"
+        self.norm = None if norm == "none" else (nn.LayerNorm(c_out) if norm == "layer" else nn.GroupNorm(
+            c_out if norm == "group" else 1, c_out))
+        self.act = ACTIVATIONS[activation]()
+
+    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+        x = self.conv(x)  # (B, C, T)
+        if isinstance(self.norm, nn.LayerNorm):
+            x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        elif isinstance(self.norm, nn.GroupNorm):
+            x = masked_group_norm(x, valid, self.norm.num_groups, self.norm.weight, self.norm.bias, self.norm.eps)
+        return self.act(x)
+
+
+@FRONTENDS.register("conv")
+class ConvFrontend(nn.Module):
+    """Stack of strided convs on the raw waveform: (B, S) samples -> (B, T, C) frames."""
+
+    def __init__(
+        self,
+        channels: List[int] = [512] * 7,
+        kernels: List[int] = [10, 3, 3, 3, 3, 2, 2],
+        strides: List[int] = [5, 2, 2, 2, 2, 2, 2],
+        norm_mode: NormMode = "group_norm",
+        conv_bias: bool = False,
+        activation: Literal["gelu", "relu"] = "gelu",
+    ) -> None:
+        super().__init__()
+        if not (len(channels) == len(kernels) == len(strides)) or not channels:
+            raise ValueError(
+                f"conv frontend: channels, kernels and strides must be non-empty and equally long, got "
+                f"{len(channels)}, {len(kernels)}, {len(strides)}"
+            )
+        self.kernels, self.strides = list(kernels), list(strides)
+        blocks = []
+        for i, (c_out, k, s) in enumerate(zip(channels, kernels, strides)):
+            norm = {"layer_norm": "layer", "utterance_norm": "single"}.get(norm_mode, "group" if i == 0 else "none")
+            blocks.append(ConvBlock(channels[i - 1] if i else 1, c_out, k, s, norm, conv_bias, activation))
+        self.blocks = nn.ModuleList(blocks)
+        self.output_dim = channels[-1]
+        self.min_samples = receptive_field(kernels, strides)
+
+    def frame_lengths(self, sample_lengths: Tensor) -> Tensor:
+        """(B,) samples -> (B,) frames; frames that would need samples past the end are dropped."""
+        return conv_output_lengths(sample_lengths, self.kernels, self.strides)
+
+    def forward(self, wav: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """wav (B, S), lengths (B,) -> features (B, T, C), frame lengths (B,)."""
+        x = wav[:, None, :]  # (B, 1, S)
+        cur = lengths
+        for block, k, s in zip(self.blocks, self.kernels, self.strides):
+            cur = conv_output_lengths(cur, [k], [s])
+            t_out = (x.shape[-1] - k) // s + 1
+            x = block(x, ~padding_mask(cur, t_out))
+        return x.transpose(1, 2), cur

@@ -1,0 +1,109 @@
+"""Pure, seeded numerics shared by the model code: lengths, masks, buckets, shifts.
+
+Kept free of modules so each formula can be tested on its own and reused by the
+frontends, encoders and checkpoint converters without importing them.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+
+def conv_output_lengths(lengths: Tensor, kernels: Sequence[int], strides: Sequence[int]) -> Tensor:
+    """Valid output frames of a stack of unpadded convs: floor((L - k) / s) + 1 per layer.
+
+    Lengths shorter than a kernel give 0 (never negative), so callers can raise on them.
+    """
+    out = lengths.to(torch.long)
+    for k, s in zip(kernels, strides):
+        out = torch.div(out - k, s, rounding_mode="floor") + 1
+        out = out.clamp(min=0)
+    return out
+
+
+def receptive_field(kernels: Sequence[int], strides: Sequence[int]) -> int:
+    """Input samples seen by one output frame of an unpadded conv stack (= minimum input length)."""
+    field, jump = 1, 1
+    for k, s in zip(kernels, strides):
+        field += (k - 1) * jump
+        jump *= s
+    return field
+
+
+def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """(B,) lengths -> (B, T) bool, True = padding."""
+    steps = torch.arange(max_len, device=lengths.device)
+    return steps[None, :] >= lengths[:, None]
+
+
+def masked_group_norm(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """GroupNorm over (channels in group, valid time steps) only.
+
+    Padding must not change the statistics, otherwise an utterance would be encoded
+    differently alone and inside a padded batch. Equals ``F.group_norm`` without padding.
+    x: (B, C, T); valid: (B, T) bool, True = real sample.
+    """
+    b, c, t = x.shape
+    xg = x.float().view(b, groups, c // groups, t)  # (B, G, C/G, T)
+    m = valid[:, None, None, :].to(xg.dtype)  # (B, 1, 1, T)
+    count = m.sum(dim=(2, 3), keepdim=True) * (c // groups)
+    mean = (xg * m).sum(dim=(2, 3), keepdim=True) / count
+    var = (((xg - mean) * m) ** 2).sum(dim=(2, 3), keepdim=True) / count
+    y = ((xg - mean) / torch.sqrt(var + eps)).view(b, c, t).to(x.dtype)
+    return y * weight[None, :, None] + bias[None, :, None]
+
+
+def normalize_waveform(wav: Tensor, lengths: Tensor, eps: float = 1e-5) -> Tensor:
+    """Zero mean, unit variance per utterance over its valid samples; padding stays 0.
+
+    (B, S) -> (B, S). Matches ``F.layer_norm(wav, wav.shape)`` on an unpadded utterance,
+    which is how the released LARGE models were trained.
+    """
+    valid = ~padding_mask(lengths, wav.shape[1])
+    n = lengths.clamp(min=1).to(wav.dtype)[:, None]
+    mean = (wav * valid).sum(dim=1, keepdim=True) / n
+    var = (((wav - mean) * valid) ** 2).sum(dim=1, keepdim=True) / n
+    return (wav - mean) / torch.sqrt(var + eps) * valid
+
+
+def relative_position_buckets(query_len: int, key_len: int, num_buckets: int, max_distance: int,
+                              device: torch.device | None = None) -> Tensor:
+    """Bidirectional T5-style buckets of (key - query) offsets: (Tq, Tk) long in [0, num_buckets).
+
+    Half of the buckets per direction (positive offsets in the upper half); offsets below
+    a quarter of ``num_buckets`` keep their own bucket, larger ones map logarithmically up
+    to ``max_distance`` and beyond it share the last bucket of their direction.
+    """
+    half = num_buckets // 2
+    exact = half // 2
+    offset = torch.arange(key_len, device=device)[None, :] - torch.arange(query_len, device=device)[:, None]
+    base = (offset > 0).long() * half
+    dist = offset.abs()
+    log_ratio = torch.log(dist.float().clamp(min=1) / exact) / math.log(max_distance / exact)
+    far = (exact + log_ratio * (half - exact)).long().clamp(max=half - 1)
+    return base + torch.where(dist < exact, dist, far)
+
+
+def relative_sinusoids(length: int, dim: int, dtype: torch.dtype = torch.float32,
+                       device: torch.device | None = None) -> Tensor:
+    """Sinusoids for offsets T-1, ..., 0, ..., -(T-1) (Transformer-XL order): (2T - 1, D)."""
+    offsets = torch.arange(length - 1, -length, -1, device=device, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, dim, 2, device=device, dtype=torch.float32) * -(math.log(10000.0) / dim))
+    table = torch.zeros(2 * length - 1, dim, device=device)
+    table[:, 0::2] = torch.sin(offsets * freq)
+    table[:, 1::2] = torch.cos(offsets * freq)
+    return table.to(dtype)
+
+
+def relative_shift(scores: Tensor) -> Tensor:
+    """Turn scores against offsets (T-1 .. -(T-1)) into scores against key positions.
+
+    scores: (B, H, T, 2T - 1) where column j is offset T-1-j; returns (B, H, T, T) with
+    entry [i, k] = scores[i, T-1-(k-i)], i.e. the score for key k seen from query i.
+    """
+    b, h, t, n = scores.shape
+    padded = torch.nn.functional.pad(scores, (1, 0)).view(b, h, n + 1, t)
+    return padded[:, :, 1:].reshape(b, h, t, n)[..., :t]

@@ -1,0 +1,132 @@
+"""Transformer encoder of wav2vec 2.0 / HuBERT / WavLM: conv positional embedding + layers.
+
+``layer_norm_first=False`` is the post-LN BASE layout (LayerNorm right after the
+positional conv, and after each residual); ``True`` is the pre-LN LARGE layout (a
+final LayerNorm after the stack). ``num_buckets > 0`` adds WavLM's gated relative
+position bias, so WavLM is a parameter of this encoder rather than a subclass.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.parametrizations import weight_norm
+
+from speechssl2.interfaces import EncoderOutput
+from speechssl2.models.attention import SelfAttention
+from speechssl2.models.functional import padding_mask
+from speechssl2.models.wavlm import PositionGate, RelativePositionBias
+from speechssl2.registry import ENCODERS
+
+
+class ConvPositionalEmbedding(nn.Module):
+    """Grouped, weight-normed Conv1d over time whose GELU output is added to the input."""
+
+    def __init__(self, embed_dim: int, kernel: int, groups: int) -> None:
+        super().__init__()
+        conv = nn.Conv1d(embed_dim, embed_dim, kernel, padding=kernel // 2, groups=groups)
+        nn.init.normal_(conv.weight, std=(4.0 / (kernel * embed_dim)) ** 0.5)
+        nn.init.zeros_(conv.bias)
+        self.conv = weight_norm(conv, name="weight", dim=2)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, D) -> (B, T, D) positional term (an even kernel yields T + 1 frames: drop the last)."""
+        y = self.conv(x.transpose(1, 2))[..., : x.shape[1]]
+        return F.gelu(y).transpose(1, 2)
+
+
+ACTIVATIONS = {"gelu": F.gelu, "swish": F.silu}
+
+
+class FeedForward(nn.Module):
+    """Linear -> activation (GELU; Swish in conformers) -> dropout -> Linear -> dropout."""
+
+    def __init__(self, embed_dim: int, ffn_dim: int, activation_dropout: float, dropout: float,
+                 activation: str = "gelu") -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(embed_dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, embed_dim)
+        self.act = ACTIVATIONS[activation]
+        self.act_drop, self.drop = nn.Dropout(activation_dropout), nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.fc2(self.act_drop(self.act(self.fc1(x)))))
+
+
+class TransformerLayer(nn.Module):
+    """Self-attention + feed-forward with residuals, post-LN or pre-LN, optional WavLM gate."""
+
+    def __init__(self, attention: SelfAttention, ffn: FeedForward, embed_dim: int, layer_norm_first: bool,
+                 dropout: float, gate: Optional[PositionGate] = None) -> None:
+        super().__init__()
+        self.attention, self.ffn, self.gate = attention, ffn, gate
+        self.attn_norm, self.ffn_norm = nn.LayerNorm(embed_dim), nn.LayerNorm(embed_dim)
+        self.layer_norm_first = layer_norm_first
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor, pad: Tensor, rel_bias: Optional[Tensor] = None) -> Tensor:
+        """x (B, T, D), pad (B, T), rel_bias (H, T, T) shared WavLM bias or None -> (B, T, D)."""
+        h = self.attn_norm(x) if self.layer_norm_first else x
+        bias = self.gate(h, rel_bias) if self.gate is not None else None  # (B, H, T, T)
+        x = x + self.drop(self.attention(h, pad, bias))
+        if self.layer_norm_first:
+            return x + self.ffn(self.ffn_norm(x))
+        x = self.attn_norm(x)
+        return self.ffn_norm(x + self.ffn(x))
+
+
+@ENCODERS.register("transformer")
+class TransformerEncoder(nn.Module):
+    """(B, T, D) projected features -> EncoderOutput; hidden_states[0] is the input after the positional conv."""
+
+    def __init__(
+        self,
+        embed_dim: int = 768,
+        num_layers: int = 12,
+        num_heads: int = 12,
+        ffn_dim: int = 3072,
+        layer_norm_first: bool = False,
+        dropout: float = 0.1,
+        attention_dropout: float = 0.1,
+        activation_dropout: float = 0.0,
+        layerdrop: float = 0.0,
+        pos_conv_kernel: int = 128,
+        pos_conv_groups: int = 16,
+        num_buckets: int = 0,
+        max_distance: int = 800,
+    ) -> None:
+        super().__init__()
+        self.embed_dim, self.layer_norm_first, self.layerdrop = embed_dim, layer_norm_first, layerdrop
+        self.pos_conv = ConvPositionalEmbedding(embed_dim, pos_conv_kernel, pos_conv_groups)
+        self.norm = nn.LayerNorm(embed_dim)
+        self.drop = nn.Dropout(dropout)
+        self.rel_bias = RelativePositionBias(num_heads, num_buckets, max_distance) if num_buckets else None
+        self.layers = nn.ModuleList(
+            TransformerLayer(
+                SelfAttention(embed_dim, num_heads, attention_dropout),
+                FeedForward(embed_dim, ffn_dim, activation_dropout, dropout),
+                embed_dim, layer_norm_first, dropout,
+                PositionGate(num_heads, embed_dim // num_heads) if num_buckets else None,
+            )
+            for _ in range(num_layers)
+        )
+
+    def forward(self, x: Tensor, lengths: Tensor) -> EncoderOutput:
+        pad = padding_mask(lengths, x.shape[1])  # (B, T)
+        x = x.masked_fill(pad[..., None], 0.0)
+        x = x + self.pos_conv(x)
+        if not self.layer_norm_first:
+            x = self.norm(x)
+        x = self.drop(x)
+        rel_bias = self.rel_bias(x.shape[1]) if self.rel_bias is not None else None  # (H, T, T)
+        hidden: List[Tensor] = [x]
+        for layer in self.layers:
+            if not (self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop):
+                x = layer(x, pad, rel_bias)
+            hidden.append(x)  # a dropped layer repeats its input, so indices keep their meaning
+        if self.layer_norm_first:
+            x = self.norm(x)
+            hidden[-1] = x
+        return EncoderOutput(x=x, lengths=lengths, hidden_states=hidden)

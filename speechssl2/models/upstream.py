@@ -1,0 +1,115 @@
+"""One model interface for every upstream: frontend -> LayerNorm + Linear -> (mask) -> encoder.
+
+``forward(wav (B, S), lengths (B,), time_mask (B, T) | None) -> UpstreamOutput``. The
+pre-training objectives compute span masks themselves and pass them in as
+``time_mask``; masked frames are replaced (after projection) by ``mask_emb``.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+from torch import Tensor, nn
+
+from speechssl2.interfaces import UpstreamOutput
+from speechssl2.models.functional import normalize_waveform, padding_mask
+from speechssl2.registry import ENCODERS, FRONTENDS, PRESETS
+
+SPEC_KEYS = ("frontend", "encoder", "normalize_waveform", "feature_dropout")
+
+
+class Upstream(nn.Module):
+    """Frontend + feature projection + encoder, with the checks every caller needs."""
+
+    def __init__(self, frontend: nn.Module, encoder: nn.Module, normalize_waveform: bool = False,
+                 feature_dropout: float = 0.0) -> None:
+        super().__init__()
+        self.frontend, self.encoder = frontend, encoder
+        self.feature_dim: int = frontend.output_dim  # C
+        self.embed_dim: int = encoder.embed_dim  # D
+        self.normalize_waveform = normalize_waveform
+        self.feature_norm = nn.LayerNorm(self.feature_dim)
+        self.feature_proj = nn.Linear(self.feature_dim, self.embed_dim)
+        self.feature_drop = nn.Dropout(feature_dropout)
+        self.mask_emb = nn.Parameter(torch.empty(self.embed_dim).uniform_())
+        self.spec: Dict[str, Any] = {}  # the resolved spec, filled by build_upstream (saved in checkpoints)
+
+    @property
+    def min_samples(self) -> int:
+        """Shortest input (samples) that yields one frame: the frontend's receptive field."""
+        return self.frontend.min_samples
+
+    def frame_lengths(self, sample_lengths: Tensor) -> Tensor:
+        """(B,) samples -> (B,) frames."""
+        return self.frontend.frame_lengths(sample_lengths)
+
+    def forward(self, wav: Tensor, lengths: Tensor, time_mask: Optional[Tensor] = None) -> UpstreamOutput:
+        self._check_input(wav, lengths)
+        if self.normalize_waveform:
+            wav = normalize_waveform(wav, lengths)
+        raw, frames = self.frontend(wav, lengths)  # (B, T, C), (B,)
+        pad = padding_mask(frames, raw.shape[1])  # (B, T)
+        valid = (~pad)[..., None]
+        features_pen = (raw.float() ** 2 * valid).sum() / (valid.sum() * raw.shape[-1])
+        features = self.feature_norm(raw)  # (B, T, C)
+        x = self.feature_drop(self.feature_proj(features))  # (B, T, D)
+        if time_mask is not None:
+            if time_mask.shape != pad.shape or time_mask.dtype != torch.bool:
+                raise ValueError(f"time_mask must be a bool tensor of shape {tuple(pad.shape)} (B, T), "
+                                 f"got {time_mask.dtype} {tuple(time_mask.shape)}")
+            x = torch.where(time_mask[..., None], self.mask_emb.to(x.dtype), x)
+        out = self.encoder(x, frames)
+        return UpstreamOutput(hidden_states=out.hidden_states, lengths=frames, padding_mask=pad,
+                              features=features, features_pen=features_pen)
+
+    def _check_input(self, wav: Tensor, lengths: Tensor) -> None:
+        if wav.dim() != 2:
+            raise ValueError(f"upstream expects a waveform batch of shape (B, S), got shape {tuple(wav.shape)}"
+                             + (" (drop the channel axis: wav[:, 0])" if wav.dim() == 3 else ""))
+        if lengths.shape != (wav.shape[0],):
+            raise ValueError(f"lengths must have shape ({wav.shape[0]},), got {tuple(lengths.shape)}")
+        if int(lengths.max()) > wav.shape[1]:
+            raise ValueError(f"lengths {lengths.tolist()} exceed the padded length {wav.shape[1]}")
+        short = (lengths < self.min_samples).nonzero().flatten().tolist()
+        if short:
+            raise ValueError(
+                f"utterance(s) {short} are shorter than the receptive field: got {lengths[short].tolist()} "
+                f"samples, the minimum length is {self.min_samples} samples"
+            )
+
+
+def merge(base: Mapping[str, Any], overrides: Mapping[str, Any]) -> Dict[str, Any]:
+    """Recursive dict merge (overrides win); a new ``name`` in a sub-spec replaces it whole."""
+    out = copy.deepcopy(dict(base))
+    for key, value in overrides.items():
+        same_kind = isinstance(out.get(key), dict) and isinstance(value, Mapping)
+        if same_kind and value.get("name", out[key].get("name")) == out[key].get("name"):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def resolve_spec(spec: Mapping[str, Any]) -> Dict[str, Any]:
+    """``{"name": preset, **overrides}`` -> the full spec (preset merged with the overrides)."""
+    if "name" not in spec:
+        raise ValueError(f"upstream spec {dict(spec)!r} has no 'name'; valid presets: {', '.join(PRESETS.keys())}")
+    unknown = sorted(set(spec) - set(SPEC_KEYS) - {"name"})
+    if unknown:
+        raise ValueError(f"upstream spec: unknown key(s) {unknown}; valid keys: name, {', '.join(SPEC_KEYS)}")
+    preset = PRESETS.get(spec["name"])()
+    return {"name": spec["name"], **merge(preset, {k: v for k, v in spec.items() if k != "name"})}
+
+
+def build_upstream(spec: Mapping[str, Any]) -> Upstream:
+    """Build an upstream from ``{"name": <preset key>, **overrides}``, e.g. ``{"name": "hubert_tiny"}``."""
+    full = resolve_spec(spec)
+    upstream = Upstream(
+        FRONTENDS.build(full["frontend"]),
+        ENCODERS.build(full["encoder"]),
+        normalize_waveform=full.get("normalize_waveform", False),
+        feature_dropout=full.get("feature_dropout", 0.0),
+    )
+    upstream.spec = full
+    return upstream

@@ -1,0 +1,47 @@
+"""WavLM's gated relative position bias, as in the released checkpoints.
+
+A bucketed relative position embedding (one scalar per head) is computed once per
+forward and shared by every layer; each layer rescales it per query position with a
+gate computed from the layer's attention input split into heads:
+``gate_a, gate_b = sigmoid(sum over 4 of Linear(head_dim -> 8)(x_h) viewed (2, 4))``,
+``bias = (gate_a * (gate_b * a_h - 1) + 2) * d``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from speechssl2.models.functional import relative_position_buckets
+
+
+class RelativePositionBias(nn.Module):
+    """Bucketed relative position embedding: length T -> (H, T, T) additive bias."""
+
+    def __init__(self, num_heads: int, num_buckets: int = 320, max_distance: int = 800) -> None:
+        super().__init__()
+        self.num_buckets, self.max_distance = num_buckets, max_distance
+        self.embedding = nn.Embedding(num_buckets, num_heads)
+
+    def forward(self, length: int) -> Tensor:
+        buckets = relative_position_buckets(length, length, self.num_buckets, self.max_distance,
+                                            device=self.embedding.weight.device)  # (T, T)
+        return self.embedding(buckets).permute(2, 0, 1)  # (H, T, T)
+
+
+class PositionGate(nn.Module):
+    """Per-query, per-head gate on the shared relative bias (``grep_linear``/``grep_a`` in UniSpeech)."""
+
+    def __init__(self, num_heads: int, head_dim: int) -> None:
+        super().__init__()
+        self.num_heads = num_heads
+        self.linear = nn.Linear(head_dim, 8)
+        self.scale = nn.Parameter(torch.ones(1, num_heads, 1, 1))  # a_h
+
+    def forward(self, x: Tensor, bias: Tensor) -> Tensor:
+        """x (B, T, D) attention input, bias (H, T, T) -> gated bias (B, H, T, T), a fresh tensor."""
+        b, t, _ = x.shape
+        heads = x.view(b, t, self.num_heads, -1).transpose(1, 2)  # (B, H, T, D/H)
+        logits = self.linear(heads).view(b, self.num_heads, t, 2, 4).sum(-1)  # (B, H, T, 2)
+        gate_a, gate_b = torch.sigmoid(logits).unbind(-1)  # (B, H, T) each
+        gate = gate_a * (gate_b * self.scale[:, :, :, 0] - 1.0) + 2.0  # (B, H, T)
+        return gate[..., None] * bias[None]  # (B, H, T, T)
