@@ -98,7 +98,8 @@ class GumbelQuantizer(nn.Module):
         hard = torch.zeros_like(logits).scatter_(-1, hard_index.unsqueeze(-1), 1.0)
         with torch.no_grad():
             code_ppl = perplexity(hard).item() if n else 0.0
-        prob_ppl = perplexity(torch.softmax(logits.float(), dim=-1)) if n else logits.sum() * 0.0
+        # No frames: report full usage, so the diversity term is 0 rather than a spurious 1.
+        prob_ppl = perplexity(torch.softmax(logits.float(), dim=-1)) if n else logits.sum() * 0.0 + logits.shape[1] * logits.shape[2]
         if self.training:
             onehot = straight_through_gumbel(logits.float(), self.temperature, sample_gumbels(logits.shape, x.device))
             onehot = onehot.type_as(logits)
