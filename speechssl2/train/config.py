@@ -1,0 +1,97 @@
+"""Typed experiment config of ``python -m speechssl2.bin.train``.
+
+Components (model, scheduler) stay ``{"name": key, ...}`` dicts that their registry
+validates when it builds them; everything the loop itself reads is a typed field here,
+checked once at start-up (``validate``) so a bad value fails before any data is read.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Optional
+
+from speechssl2.config import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where the cuts are and how batches are formed (per GPU)."""
+
+    train: str = ""  # lhotse CutSet manifest (jsonl[.gz]) for training
+    valid: Optional[str] = None  # manifest for validation; None = no validation
+    max_duration: float = 200.0  # seconds of audio per GPU per micro-batch
+    features: str = "raw"  # frontend input the loader produces (see speechssl2.data.loader)
+    sample_rate: int = 16000
+    num_buckets: int = 30
+    num_workers: int = 2
+    label_field: Optional[str] = None  # custom cut field holding frame/token targets
+    mixing: Optional[Dict[str, Any]] = None  # batch transform spec (WavLM denoising), passed through
+
+
+@dataclass
+class OptimConfig:
+    name: Literal["adam", "adamw"] = "adamw"
+    lr: float = 5e-4  # peak learning rate; the scheduler gives a multiplier of it
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
+    eps: float = 1e-6
+    weight_decay: float = 0.01
+
+
+@dataclass
+class TrainerConfig:
+    """What the loop does per update; no model or data knobs live here."""
+
+    max_updates: int = 1000
+    target_batch_seconds: Optional[float] = None  # audio seconds per update; None = no accumulation
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    clip_norm: float = 0.0  # 0 = no clipping (the norm is still measured and logged)
+    log_every: int = 50
+    valid_every: int = 1000
+    save_every: int = 1000  # writes checkpoint_<updates>.pt and refreshes checkpoint_last.pt
+    keep_last: Optional[int] = None  # numbered checkpoints to keep; None = keep all
+    max_bad_steps: int = 10  # stop after this many consecutive non-finite steps
+    seed: int = 1
+    best_metric: str = "loss"  # a validation loss, term or metric name
+    best_mode: Literal["min", "max"] = "min"
+    find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient (freezing)
+
+
+@dataclass
+class TrainConfig:
+    model: Dict[str, Any] = field(default_factory=dict)  # MODELS spec: {"name": key, ...}
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    scheduler: Dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    exp_dir: str = "exp/train"
+
+
+def validate(cfg: TrainConfig) -> None:
+    """Raise ``ConfigError`` naming the field for values the type hints cannot rule out."""
+    t, d, o = cfg.trainer, cfg.data, cfg.optim
+    problems: List[str] = []
+    _positive(problems, "trainer.max_updates", t.max_updates)
+    _positive(problems, "trainer.log_every", t.log_every)
+    _positive(problems, "trainer.valid_every", t.valid_every)
+    _positive(problems, "trainer.save_every", t.save_every)
+    _positive(problems, "trainer.max_bad_steps", t.max_bad_steps)
+    _positive(problems, "data.max_duration", d.max_duration)
+    _positive(problems, "optim.lr", o.lr)
+    if t.target_batch_seconds is not None:
+        _positive(problems, "trainer.target_batch_seconds", t.target_batch_seconds)
+    if t.keep_last is not None:
+        _positive(problems, "trainer.keep_last", t.keep_last)
+    if t.clip_norm < 0:
+        problems.append(f"trainer.clip_norm must be >= 0 (0 = off), got {t.clip_norm}")
+    if len(o.betas) != 2 or not all(0.0 <= b < 1.0 for b in o.betas):
+        problems.append(f"optim.betas must be two values in [0, 1), got {o.betas}")
+    if "name" not in cfg.scheduler:
+        problems.append(f"scheduler needs a 'name' (a SCHEDULERS key), got {cfg.scheduler}")
+    if not cfg.exp_dir:
+        problems.append("exp_dir must not be empty")
+    if problems:
+        raise ConfigError("invalid training config:\n  " + "\n  ".join(problems))
+
+
+def _positive(problems: List[str], name: str, value: float) -> None:
+    if not value > 0:
+        problems.append(f"{name} must be > 0, got {value}")

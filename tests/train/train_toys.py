@@ -1,0 +1,133 @@
+"""A toy trainable and in-memory loaders that drive the trainer without audio or lhotse.
+
+``ToyLoader`` mimics what the trainer relies on in a lhotse DataLoader: a ``sampler``
+with ``set_epoch`` and a ``state_dict`` that records its position, restored by
+``load_state_dict`` so that the next iteration continues from there.
+"""
+from __future__ import annotations
+
+import random
+from typing import Any, Dict, Iterator, List, Optional, Set
+
+import torch
+from torch import nn
+
+from speechssl2.interfaces import StepOutput
+from speechssl2.train.config import DataConfig, OptimConfig, TrainConfig, TrainerConfig
+
+DIM = 6
+
+
+def make_data(n: int = 40, seed: int = 0) -> Dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, DIM, generator=g)
+    y = x @ torch.linspace(-1, 1, DIM) + 0.1 * torch.randn(n, generator=g)
+    return {"x": x, "y": y}
+
+
+class Killed(Exception):
+    pass
+
+
+class ToyRegressor(nn.Module):
+    """Linear regression with dropout (so resuming must restore the torch RNG too).
+
+    ``bad_calls``: training forward calls (0-based) whose loss is made infinite;
+    ``kill_at``: the training forward call that raises ``Killed`` (a crash mid-run).
+    """
+
+    def __init__(
+        self, dropout: float = 0.1, bad_calls: Optional[Set[int]] = None, kill_at: Optional[int] = None
+    ) -> None:
+        super().__init__()
+        self.kill_at = kill_at
+        self.linear = nn.Linear(DIM, 1)
+        self.dropout = nn.Dropout(dropout)
+        self.bad_calls = bad_calls or set()
+        self.calls = 0
+        self.seen_updates: List[int] = []
+
+    def set_num_updates(self, n: int) -> None:
+        self.seen_updates.append(n)
+
+    def forward(self, batch: Dict[str, Any]) -> StepOutput:
+        if self.training and self.calls == self.kill_at:
+            raise Killed(f"killed at forward call {self.calls}")
+        pred = self.linear(self.dropout(batch["x"])).squeeze(-1)  # (B,)
+        mse = ((pred - batch["y"]) ** 2).mean()
+        if self.training and self.calls in self.bad_calls:
+            mse = mse * float("inf")
+        self.calls += self.training
+        return StepOutput(
+            loss=mse, terms={"mse": mse}, metrics={"pred_mean": float(pred.detach().mean())}, sample_size=len(pred)
+        )
+
+
+class ToySampler:
+    """Shuffled batches of indices with an explicit, restorable position (per epoch)."""
+
+    def __init__(self, n: int, batch_sizes: List[int], seed: int = 0, rank: int = 0, world_size: int = 1):
+        self.n, self.batch_sizes, self.seed = n, batch_sizes, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.position, self._restored = 0, 0, False
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self._restored = False
+        self.epoch = epoch
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        self.epoch, self.position, self._restored = state.pop("epoch"), state.pop("position"), True
+
+    def batches(self) -> List[List[int]]:
+        order = list(range(self.n))
+        random.Random(self.seed + self.epoch).shuffle(order)
+        out, start, i = [], 0, 0
+        while start + self.batch_sizes[i % len(self.batch_sizes)] <= len(order):
+            size = self.batch_sizes[i % len(self.batch_sizes)]
+            out.append(order[start : start + size])
+            start, i = start + size, i + 1
+        return out[self.rank :: self.world_size]
+
+    def __iter__(self) -> Iterator[List[int]]:
+        if not self._restored:
+            self.position = 0
+        self._restored = False
+        for indices in self.batches()[self.position :]:
+            self.position += 1
+            yield indices
+
+
+class ToyLoader:
+    def __init__(self, data: Dict[str, torch.Tensor], sampler: ToySampler) -> None:
+        self.data, self.sampler = data, sampler
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        for indices in self.sampler:
+            yield collate(self.data, indices)
+
+
+def collate(data: Dict[str, torch.Tensor], indices: List[int]) -> Dict[str, Any]:
+    idx = torch.tensor(indices)
+    return {
+        "x": data["x"][idx],
+        "y": data["y"][idx],
+        "audio_lens": torch.full((len(indices),), 8000),
+        "sample_rate": 16000,
+    }
+
+
+def toy_config(exp_dir, **trainer: Any) -> TrainConfig:
+    defaults = dict(max_updates=12, log_every=2, valid_every=4, save_every=4, seed=3)
+    defaults.update(trainer)
+    return TrainConfig(
+        model={"name": "toy"},
+        data=DataConfig(train="unused", max_duration=2.0),
+        optim=OptimConfig(name="adamw", lr=0.05, weight_decay=0.01),
+        scheduler={"name": "tri_stage"},
+        trainer=TrainerConfig(**defaults),
+        exp_dir=str(exp_dir),
+    )
