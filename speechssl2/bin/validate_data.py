@@ -1,0 +1,64 @@
+"""Re-validate an existing cut manifest, e.g. against a tokenizer's character set.
+
+    python -m speechssl2.bin.validate_data --set cuts=data/en_train/cuts.jsonl.gz \
+        --set chars_file=exp/tokenizer/chars.txt [--set output=data/en_train/cuts_chars.jsonl.gz]
+
+Writes the report (default ``<manifest dir>/report_validate.txt``) and, when ``output``
+is given, the cuts that passed. Exits with status 1 when any cut was dropped and
+``fail_on_drop`` is set, so a recipe stage can stop on bad data.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List
+
+from speechssl2.config import add_config_args, load_config
+from speechssl2.data.loader import open_cuts
+from speechssl2.data.validate import ValidationReport, load_allowed_chars, validate_cuts
+from speechssl2.logging_utils import setup_logging
+
+log = logging.getLogger("speechssl2.validate_data")
+
+
+@dataclass
+class ValidateDataConfig:
+    cuts: str  # cut manifest to check
+    chars_file: str | None = None  # file whose characters are the allowed transcript characters
+    min_samples: int = 400  # model receptive field in samples at sample_rate
+    sample_rate: int = 16000
+    report: str | None = None  # default: <manifest dir>/report_validate.txt
+    output: str | None = None  # where to write the cuts that passed (not written when None)
+    fail_on_drop: bool = False
+
+
+def main(argv: List[str] | None = None) -> ValidationReport:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    cfg = load_config(ValidateDataConfig, args.config, args.overrides)
+    setup_logging()
+    report = validate_data(cfg)
+    if cfg.fail_on_drop and report.kept < report.checked:
+        sys.exit(1)
+    return report
+
+
+def validate_data(cfg: ValidateDataConfig) -> ValidationReport:
+    allowed = load_allowed_chars(cfg.chars_file) if cfg.chars_file is not None else None
+    clean, report = validate_cuts(
+        open_cuts(cfg.cuts), min_samples=cfg.min_samples, sample_rate=cfg.sample_rate,
+        allowed_chars=allowed, name=cfg.cuts,
+    )
+    path = report.write(cfg.report or Path(cfg.cuts).parent / "report_validate.txt")
+    if cfg.output is not None:
+        clean.to_file(cfg.output)
+    log.info("%s: %d of %d cuts pass; report: %s", cfg.cuts, report.kept, report.checked, path)
+    return report
+
+
+if __name__ == "__main__":
+    main()
