@@ -1,0 +1,40 @@
+"""Dump MFCC or layer-N features at the model frame rate, sharded and resumable.
+
+``python -m speechssl2.bin.dump_features --config conf/targets_iter1.yaml --set shard.rank=0``
+(omit ``shard.rank`` to dump every shard in this process). See speechssl2.targets.config.
+"""
+from __future__ import annotations
+
+from typing import List, Optional
+
+from lhotse import CutSet
+
+from speechssl2.config import ConfigError
+from speechssl2.targets.config import FeatureConfig, load_stage_config
+from speechssl2.targets.features import FrameFeatures, LayerFeatures, MfccFeatures
+from speechssl2.targets.shards import ShardFiles, dump_shard
+
+
+def build_extractor(cfg: FeatureConfig) -> FrameFeatures:
+    """MFCC for iteration 1; ``hidden_states[layer]`` of a pre-trained upstream after that."""
+    if cfg.kind == "mfcc":
+        return MfccFeatures(sample_rate=cfg.sample_rate)
+    if not cfg.checkpoint:
+        raise ConfigError("features.kind=layer needs features.checkpoint (the previous iteration's model)")
+    from speechssl2 import load_pretrained  # models family; imported only when needed
+
+    upstream, _ = load_pretrained(cfg.checkpoint)
+    return LayerFeatures(upstream, cfg.layer, source=cfg.checkpoint, device=cfg.device)
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    cfg = load_stage_config("dump_features", __doc__, argv)
+    cuts = list(CutSet.from_file(cfg.cuts))
+    extractor = build_extractor(cfg.features)
+    for rank in cfg.my_ranks():
+        files = ShardFiles(cfg.feat_dir, rank, cfg.shard.nshard)
+        dump_shard(cuts, extractor, files, cfg.features.sample_rate, cfg.features.dtype)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""One config for the four target stages (dump_features, learn_kmeans, dump_labels, pnmi).
+
+A recipe keeps one YAML per HuBERT iteration and points the stages at another data set
+with ``--set cuts=data/valid/cuts.jsonl.gz``. Paths derived from it:
+
+- features: ``<exp_dir>/feats_iter<k>/<tag>/feats_<rank>_<nshard>.{npy,len,json}``
+- k-means:  ``<exp_dir>/kmeans_iter<k>/km.{npy,json}``
+- labels:   ``<exp_dir>/kmeans_iter<k>/labels/<tag>/`` (arrays + per-shard manifests)
+- manifest: ``<dir of cuts>/cuts_<labels.name>.jsonl.gz``
+- report:   ``<exp_dir>/kmeans_iter<k>/pnmi_<tag>.{md,json}`` and ``<exp_dir>/pnmi_<tag>.md``
+
+``tag`` defaults to the name of the folder holding the cuts (``data/train/...`` -> ``train``).
+"""
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import List, Literal, Optional
+
+from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.logging_utils import setup_logging
+from speechssl2.targets.shards import ShardFiles
+
+
+@dataclass
+class FeatureConfig:
+    kind: Literal["mfcc", "layer"] = "mfcc"
+    checkpoint: Optional[str] = None  # kind=layer: model given to speechssl2.load_pretrained
+    layer: int = 6  # kind=layer: index into hidden_states (0 = projected conv features)
+    dtype: Literal["float16", "float32"] = "float32"
+    device: str = "cpu"
+    sample_rate: int = 16000
+
+
+@dataclass
+class ShardConfig:
+    nshard: int = 1
+    rank: Optional[int] = None  # None: every shard in this process
+
+
+@dataclass
+class KMeansConfig:
+    n_clusters: int = 100
+    max_frames: int = 1_000_000  # cap on the training sample
+    percent: float = 1.0  # fraction of all dumped frames to sample (before the cap)
+    niter: int = 20
+    nredo: int = 1
+    seed: int = 0
+
+
+@dataclass
+class LabelConfig:
+    field: str = "hubert_labels"
+    name: Optional[str] = None  # manifest cuts_<name>.jsonl.gz; default hubert_iter<k>
+    manifest: Optional[str] = None  # explicit output path instead
+
+
+@dataclass
+class PnmiConfig:
+    reference: str = "text"  # or "alignment:<kind>"
+    min_pnmi: Optional[float] = None  # quality gate: fail the stage below this
+
+
+@dataclass
+class TargetsConfig:
+    cuts: str
+    exp_dir: str
+    iteration: int = 1
+    tag: Optional[str] = None
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    shard: ShardConfig = field(default_factory=ShardConfig)
+    kmeans: KMeansConfig = field(default_factory=KMeansConfig)
+    labels: LabelConfig = field(default_factory=LabelConfig)
+    pnmi: PnmiConfig = field(default_factory=PnmiConfig)
+
+    @property
+    def set_tag(self) -> str:
+        return self.tag or Path(self.cuts).parent.name or "data"
+
+    @property
+    def feat_dir(self) -> Path:
+        return Path(self.exp_dir) / f"feats_iter{self.iteration}" / self.set_tag
+
+    @property
+    def kmeans_dir(self) -> Path:
+        return Path(self.exp_dir) / f"kmeans_iter{self.iteration}"
+
+    @property
+    def labels_dir(self) -> Path:
+        return self.kmeans_dir / "labels" / self.set_tag
+
+    @property
+    def label_name(self) -> str:
+        return self.labels.name or f"hubert_iter{self.iteration}"
+
+    @property
+    def label_manifest(self) -> Path:
+        if self.labels.manifest:
+            return Path(self.labels.manifest)
+        return Path(self.cuts).parent / f"cuts_{self.label_name}.jsonl.gz"
+
+    def shard_files(self) -> List[ShardFiles]:
+        """Every shard of the dump (what k-means and labelling read)."""
+        return [ShardFiles(self.feat_dir, r, self.shard.nshard) for r in range(self.shard.nshard)]
+
+    def my_ranks(self) -> List[int]:
+        """The shards this process works on: ``shard.rank`` or all of them."""
+        if self.shard.rank is None:
+            return list(range(self.shard.nshard))
+        if not 0 <= self.shard.rank < self.shard.nshard:
+            raise ValueError(f"shard.rank={self.shard.rank} outside 0..{self.shard.nshard - 1}")
+        return [self.shard.rank]
+
+
+def load_stage_config(stage: str, description: str, argv: Optional[List[str]] = None) -> TargetsConfig:
+    """Parse ``--config/--set``, start logging to ``<exp_dir>/log/``, save the resolved config."""
+    parser = argparse.ArgumentParser(prog=f"python -m speechssl2.bin.{stage}", description=description)
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    cfg = load_config(TargetsConfig, args.config, args.overrides)
+    ranks = "all" if cfg.shard.rank is None else str(cfg.shard.rank)
+    name = f"{stage}_iter{cfg.iteration}_{cfg.set_tag}_{ranks}"
+    setup_logging(Path(cfg.exp_dir) / "log" / f"{name}.log")
+    save_config(cfg, Path(cfg.exp_dir) / "conf" / f"{name}.yaml")
+    return cfg
