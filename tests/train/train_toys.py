@@ -131,3 +131,28 @@ def toy_config(exp_dir, **trainer: Any) -> TrainConfig:
         trainer=TrainerConfig(**defaults),
         exp_dir=str(exp_dir),
     )
+
+
+def ddp_worker(rank: int, world_size: int, port: int, exp_dir: str, out_dir: str) -> None:
+    """One torchrun-like rank: join a gloo group from env vars, train, save its parameters."""
+    import os
+
+    from speechssl2.train.distributed import cleanup, init_distributed
+    from speechssl2.train.trainer import train
+
+    os.environ.update(
+        RANK=str(rank), WORLD_SIZE=str(world_size), LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port),
+    )
+    torch.set_num_threads(1)
+    info = init_distributed()
+    try:
+        torch.manual_seed(0)
+        model = ToyRegressor(dropout=0.0)
+        sampler = ToySampler(24, [3, 5], seed=1, rank=rank, world_size=world_size)
+        cfg = toy_config(exp_dir, max_updates=6, target_batch_seconds=4.0, clip_norm=0.5)
+        result = train(cfg, model, ToyLoader(make_data(), sampler), dist_info=info)
+        torch.save({"params": [p.detach() for p in model.parameters()], "best": result.best},
+                   f"{out_dir}/rank{rank}.pt")
+    finally:
+        cleanup()
