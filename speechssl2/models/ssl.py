@@ -1,0 +1,90 @@
+"""The SSL pre-training model: upstream + span masking + any number of weighted objectives.
+
+A config lists objectives by registry key with their weight::
+
+    model:
+      name: ssl
+      upstream: {name: hubert_tiny}
+      masking: {prob: 0.08, span: 10}
+      objectives:
+        - {name: hubert, weight: 1.0, num_classes: 100}
+        - {name: wav2vec2, weight: 0.5, feature_pen_weight: 0}   # combined without new code
+
+The span mask is drawn once per batch and shared by every objective. Each objective
+gets the upstream's sizes it asks for (``embed_dim``, ``feature_dim``) by parameter name.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Dict, List, Optional, Union
+
+import torch
+import torch.nn as nn
+
+from speechssl2.interfaces import ObjectiveOutput, StepOutput
+from speechssl2.masking import SpanMasker
+from speechssl2.models.functional import padding_mask
+from speechssl2.models.upstream import build_upstream
+from speechssl2.registry import MODELS, OBJECTIVES
+
+UPSTREAM_SIZES = ("embed_dim", "feature_dim")
+
+
+@MODELS.register("ssl")
+class SSLModel(nn.Module):
+    """``forward(batch) -> StepOutput``; loss = sum_obj weight_obj * sum_term weight_term * term."""
+
+    def __init__(
+        self,
+        upstream: Union[Dict[str, Any], nn.Module],
+        objectives: List[Dict[str, Any]],
+        masking: Dict[str, Any],
+    ) -> None:
+        super().__init__()
+        self.upstream = build_upstream(upstream) if isinstance(upstream, dict) else upstream
+        self.masker = SpanMasker(**masking)
+        if not objectives:
+            raise ValueError("ssl model: 'objectives' is empty; list at least one, e.g. [{name: hubert, weight: 1.0}]")
+        self.objectives = nn.ModuleDict()
+        self.objective_weights: Dict[str, float] = {}
+        for spec in objectives:
+            name = spec.get("name")
+            if name in self.objectives:
+                raise ValueError(f"ssl model: objective {name!r} is listed twice")
+            kwargs = {k: v for k, v in spec.items() if k != "weight"}
+            self.objectives[name] = OBJECTIVES.build(kwargs, **self._sizes_for(OBJECTIVES.get(name), kwargs))
+            self.objective_weights[name] = float(spec.get("weight", 1.0))
+
+    def _sizes_for(self, factory: Any, kwargs: Dict[str, Any]) -> Dict[str, int]:
+        """The upstream sizes this objective's constructor takes (and the config does not set)."""
+        params = inspect.signature(factory).parameters
+        return {k: getattr(self.upstream, k) for k in UPSTREAM_SIZES if k in params and k not in kwargs}
+
+    def set_num_updates(self, num_updates: int) -> None:
+        """Called by the trainer every update (the Gumbel temperature anneals from it)."""
+        for objective in self.objectives.values():
+            if hasattr(objective, "set_num_updates"):
+                objective.set_num_updates(num_updates)
+
+    def forward(self, batch: Dict[str, Any], generator: Optional[torch.Generator] = None) -> StepOutput:
+        """batch: ``audio`` (B, S), ``audio_lens`` (B,), plus whatever the objectives read."""
+        audio, audio_lens = batch["audio"], batch["audio_lens"]
+        frames = self.upstream.frame_lengths(audio_lens)  # (B,)
+        num_frames = int(self.upstream.frame_lengths(torch.tensor([audio.shape[1]]))[0])
+        time_mask = self.masker(padding_mask(frames, num_frames), generator)  # (B, T)
+        out = self.upstream(audio, audio_lens, time_mask=time_mask)
+        results = {name: objective(out, time_mask, batch) for name, objective in self.objectives.items()}
+        step = self._combine(results)
+        step.metrics["mask_ratio"] = time_mask.sum().item() / max(int(frames.sum()), 1)
+        return step
+
+    def _combine(self, results: Dict[str, ObjectiveOutput]) -> StepOutput:
+        terms: Dict[str, torch.Tensor] = {}
+        metrics: Dict[str, float] = {}
+        losses = []
+        for name, result in results.items():
+            losses.append(self.objective_weights[name] * result.weighted_loss())
+            terms.update({f"{name}/{key}": value.detach() for key, value in result.terms.items()})
+            metrics.update({f"{name}/{key}": value for key, value in result.metrics.items()})
+        first = next(iter(results.values()))
+        return StepOutput(loss=sum(losses), terms=terms, metrics=metrics, sample_size=first.sample_size)
