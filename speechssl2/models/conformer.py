@@ -51,9 +51,12 @@ class ConformerAttention(SelfAttention):
         """x (B, T, D), pad (B, T) -> (B, T, D); positions are handled here, so ``bias`` must be None."""
         if bias is not None:
             raise ValueError("ConformerAttention computes its own position terms; got an external bias")
-        if self.position == "rotary":
-            return super().forward(x, pad)  # rotary was applied to the layer input already
-        q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
+        v = self.split_heads(self.v_proj(x))
+        if self.position == "rotary":  # rotated inputs (not projections) feed q and k, as released
+            turned = rotate(x, self.num_heads, self.rotary_base)
+            q, k = self.split_heads(self.q_proj(turned)), self.split_heads(self.k_proj(turned))
+            return self.attend(q, k, v, attention_mask(pad, None))
+        q, k = self.split_heads(self.q_proj(x)), self.split_heads(self.k_proj(x))
         t = x.shape[1]
         pos = self.pos_proj(relative_sinusoids(t, x.shape[-1], x.dtype, x.device))  # (2T-1, D)
         pos = pos.view(2 * t - 1, self.num_heads, self.head_dim).permute(1, 2, 0)  # (H, d, 2T-1)
@@ -102,10 +105,7 @@ class ConformerLayer(nn.Module):
 
     def forward(self, x: Tensor, pad: Tensor) -> Tensor:
         x = x + 0.5 * self.ffn1(self.ffn1_norm(x))
-        h = self.attn_norm(x)
-        if self.attention.position == "rotary":
-            h = rotate(h, self.attention.num_heads, self.attention.rotary_base)
-        x = x + self.attn_drop(self.attention(h, pad))
+        x = x + self.attn_drop(self.attention(self.attn_norm(x), pad))
         x = x + self.conv(x, pad)
         x = x + 0.5 * self.ffn2(self.ffn2_norm(x))
         return self.final_norm(x)

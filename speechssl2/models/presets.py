@@ -70,6 +70,14 @@ def wavlm_large() -> Spec:
     return upstream(conv("layer_norm"), transformer("large", wavlm=True, layerdrop=0.1), normalize=True)
 
 
+@PRESETS.register("wav2vec2_conformer_large")
+def wav2vec2_conformer_large() -> Spec:
+    """HF/fairseq Wav2Vec2-Conformer: raw-wave conv frontend, relative-position conformer."""
+    conformer = {"name": "conformer", "embed_dim": 1024, "num_layers": 24, "num_heads": 16, "ffn_dim": 4096,
+                 "depthwise_kernel": 31}
+    return upstream(conv("layer_norm", conv_bias=True), conformer, normalize=True)
+
+
 @PRESETS.register("w2v_bert")
 def w2v_bert() -> Spec:
     """w2v-BERT XL: log-mel + conv2d subsampling, 24 conformer blocks (12 contrastive + 12 MLM)."""

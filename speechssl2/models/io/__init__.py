@@ -1,0 +1,1 @@
+"""Checkpoint import/export: HF directories, fairseq and UniSpeech dicts, speechssl2 formats."""
