@@ -20,6 +20,7 @@ def setup_logging(log_file: Optional[str | os.PathLike] = None, level: int = log
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
     logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)  # CPU-feature probing chatter
 
 
 def progress(iterable: Iterable[T], desc: str, total: Optional[int] = None, **kw: Any) -> Iterable[T]:

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The demo: pre-train on the multilingual asterisk pool (es fr it ru, unlabeled),
+# fine-tune and score on the English prompts (one speaker, held-out test split).
+# Needs the Debian packages asterisk-core-sounds-{en,es,fr,it,ru}-wav and
+# asterisk-core-sounds-en (transcripts); `make demo` installs them as root.
+#
+# Stages:
+#   0  data: Lhotse manifests en_train/en_dev/en_test + pool, validation report per set
+#
+# Usage: ./run.sh [--stage N] [--stop_stage M] [--work_dir DIR]
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+. ./cmd.sh
+
+stage=0
+stop_stage=100
+sounds_dir=/usr/share/asterisk/sounds
+work_dir=.            # data/ and exp/ are written here
+. utils/parse_options.sh
+
+conf=$(pwd)/conf
+mkdir -p "$work_dir"
+work_dir=$(cd "$work_dir" && pwd)
+marks=$work_dir/exp/.stages
+run_stage() { utils/run_stage.sh "$marks" "$@"; }
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  echo "Stage 0: manifests and validation reports -> $work_dir/data/{en_train,en_dev,en_test,pool}"
+  run_stage data "$conf/data.yaml $sounds_dir/" -- \
+    python -m speechssl2.bin.prepare_data --config "$conf/data.yaml" \
+      --set corpus.corpus_dir="$sounds_dir" --set output_dir="$work_dir/data"
+fi

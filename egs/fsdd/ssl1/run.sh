@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# FSDD spoken digits (6 speakers, 8 kHz, resampled to 16 kHz on the fly).
+#
+# Stages:
+#   0  data: Lhotse manifests (train/test, official split) + validation report per set
+#
+# Usage: ./run.sh --fsdd_dir /path/to/fsdd/recordings [--stage N] [--stop_stage M] [--work_dir DIR]
+set -euo pipefail
+cd "$(dirname "$0")"
+. ./path.sh
+. ./cmd.sh
+
+stage=0
+stop_stage=100
+fsdd_dir=../../../../shared/data/fsdd/recordings
+work_dir=.            # data/ and exp/ are written here
+. utils/parse_options.sh
+
+conf=$(pwd)/conf
+mkdir -p "$work_dir"
+work_dir=$(cd "$work_dir" && pwd)
+fsdd_dir=$(cd "$fsdd_dir" && pwd) || { echo "FSDD not found: pass --fsdd_dir" >&2; exit 1; }
+marks=$work_dir/exp/.stages
+run_stage() { utils/run_stage.sh "$marks" "$@"; }
+
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+  echo "Stage 0: manifests and validation reports -> $work_dir/data/{train,test}"
+  run_stage data "$conf/data.yaml $fsdd_dir" -- \
+    python -m speechssl2.bin.prepare_data --config "$conf/data.yaml" \
+      --set corpus.corpus_dir="$fsdd_dir" --set output_dir="$work_dir/data"
+fi
