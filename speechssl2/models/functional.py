@@ -101,8 +101,8 @@ def relative_sinusoids(length: int, dim: int, dtype: torch.dtype = torch.float32
 def relative_shift(scores: Tensor) -> Tensor:
     """Turn scores against offsets (T-1 .. -(T-1)) into scores against key positions.
 
-    scores: (B, H, T, 2T - 1) where column j is offset T-1-j; returns (B, H, T, T) with
-    entry [i, k] = scores[i, T-1-(k-i)], i.e. the score for key k seen from query i.
+    scores: (B, H, T, 2T - 1) where column j is offset T-1-j, offsets being query minus
+    key (Transformer-XL); returns (B, H, T, T) with entry [i, k] = scores[i, T-1-(i-k)].
     """
     b, h, t, n = scores.shape
     padded = torch.nn.functional.pad(scores, (1, 0)).view(b, h, n + 1, t)
