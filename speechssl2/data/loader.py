@@ -6,8 +6,9 @@ most ``max_duration`` seconds (less padding, steadier memory); its
 """
 from __future__ import annotations
 
+from itertools import islice
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import Callable, List, Literal, Sequence
 
 import torch
 from lhotse import CutSet, load_manifest_lazy
@@ -28,10 +29,19 @@ def make_dataloader(
         cuts = open_cuts(cuts)
     sampler = DynamicBucketingSampler(
         cuts, max_duration=max_duration, shuffle=shuffle, num_buckets=num_buckets, seed=seed,
-        world_size=world_size, rank=rank, drop_last=drop_last,
+        world_size=world_size, rank=rank, drop_last=drop_last, duration_bins=_bins_for_tiny_sets(cuts, num_buckets),
     )
     dataset = CutBatchDataset(sample_rate, features, label_field, batch_transforms)
     return torch.utils.data.DataLoader(dataset, sampler=sampler, batch_size=None, num_workers=num_workers)
+
+
+def _bins_for_tiny_sets(cuts: CutSet, num_buckets: int) -> List[float] | None:
+    """A single bin edge when there are fewer cuts than buckets (lhotse's bin estimation
+    fails there); None lets lhotse estimate the bins from the data."""
+    first = [cut.duration for cut in islice(cuts, num_buckets)]
+    if not first:
+        raise ValueError("cannot make a data loader from an empty cut set")
+    return [max(first)] if len(first) < num_buckets else None
 
 
 def open_cuts(path: str | Path) -> CutSet:
