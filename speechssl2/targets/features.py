@@ -77,7 +77,10 @@ class MfccFeatures:
 
 
 class LayerFeatures:
-    """``hidden_states[layer]`` of any upstream ``forward(wav, lengths) -> UpstreamOutput``.
+    """``hidden_states[layer]`` of an upstream (``speechssl2.models.Upstream`` or a stand-in).
+
+    The upstream needs ``forward(wav (B, S), lengths (B,)) -> UpstreamOutput`` and
+    ``frame_lengths(samples (B,)) -> frames (B,)``.
 
     Index 0 is the projected conv features, index ``n`` the output of Transformer layer
     ``n`` (HF convention), so HuBERT iteration 2 uses ``layer=6`` of the iteration-1 model.
@@ -93,7 +96,7 @@ class LayerFeatures:
         self.dim = int(self(probe).shape[-1])
 
     def num_frames(self, num_samples: int) -> int:
-        return conv_frame_count(num_samples)
+        return int(self.upstream.frame_lengths(torch.tensor([num_samples]))[0])
 
     @torch.no_grad()
     def __call__(self, wav: Tensor) -> Tensor:

@@ -8,10 +8,14 @@ with :func:`conv_frame_count` so that features, labels and the model agree exact
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence, Tuple, TypeVar
 
 import numpy as np
 import torch
+
+from speechssl2.models.functional import conv_output_lengths
+from speechssl2.models.functional import receptive_field as conv_receptive_field
 
 CONV_KERNELS: Tuple[int, ...] = (10, 3, 3, 3, 3, 2, 2)
 CONV_STRIDES: Tuple[int, ...] = (5, 2, 2, 2, 2, 2, 2)
@@ -30,27 +34,13 @@ def conv_frame_count(
     kernels: Sequence[int] = CONV_KERNELS,
     strides: Sequence[int] = CONV_STRIDES,
 ) -> int:
-    """Frames the conv stack emits for ``num_samples``: ``floor((L - k) / s) + 1`` per block.
-
-    Clamped at 0: an input shorter than the receptive field (400 samples) gives no frame.
-    """
-    if len(kernels) != len(strides):
-        raise ValueError(f"kernels {tuple(kernels)} and strides {tuple(strides)} differ in length")
-    length = int(num_samples)
-    for kernel, stride in zip(kernels, strides):
-        if length < kernel:
-            return 0
-        length = (length - kernel) // stride + 1
-    return length
+    """Frames the conv stack emits for ``num_samples`` (0 if shorter than its receptive field)."""
+    return int(conv_output_lengths(torch.tensor([num_samples]), kernels, strides)[0])
 
 
 def receptive_field(kernels: Sequence[int] = CONV_KERNELS, strides: Sequence[int] = CONV_STRIDES) -> Tuple[int, int]:
     """``(window, hop)`` in samples of one output frame of the conv stack: (400, 320) by default."""
-    window, hop = 1, 1
-    for kernel, stride in zip(kernels, strides):
-        window += (kernel - 1) * hop
-        hop *= stride
-    return window, hop
+    return conv_receptive_field(kernels, strides), math.prod(strides)
 
 
 def check_label_rate(num_labels: int, num_frames: int, cut_id: str) -> None:
