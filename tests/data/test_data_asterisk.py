@@ -7,7 +7,6 @@ import pytest
 
 from speechssl2.data.corpora import asterisk
 from speechssl2.data.manifest import read_excluded
-from speechssl2.registry import CORPORA
 
 ROOT = Path(asterisk.DEFAULT_ROOT)
 pytestmark = pytest.mark.skipif(
@@ -20,7 +19,7 @@ EN_SETS = ("en_train", "en_dev", "en_test")
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     out = tmp_path_factory.mktemp("asterisk")
-    return out, CORPORA.build({"name": "asterisk"}, output_dir=str(out))
+    return out, asterisk.prepare_asterisk(output_dir=str(out))
 
 
 def test_every_english_prompt_is_a_cut_or_reported(prepared):

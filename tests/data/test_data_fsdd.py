@@ -6,14 +6,14 @@ import re
 import pytest
 from lhotse import CutSet, RecordingSet, SupervisionSet
 
-from speechssl2.data.corpora.fsdd import DIGIT_WORDS
+from speechssl2.data.corpora.fsdd import DIGIT_WORDS, prepare_fsdd
 from speechssl2.registry import CORPORA
 
 
 @pytest.fixture(scope="module")
 def fsdd_sets(fsdd_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("fsdd")
-    return out, CORPORA.build({"name": "fsdd", "corpus_dir": str(fsdd_dir)}, output_dir=str(out))
+    return out, prepare_fsdd(str(fsdd_dir), str(out))
 
 
 def test_counts_and_official_split(fsdd_sets, fsdd_dir):
@@ -52,4 +52,9 @@ def test_manifests_on_disk_match_returned_cuts(fsdd_sets):
 
 def test_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no .wav files"):
-        CORPORA.build({"name": "fsdd", "corpus_dir": str(tmp_path)}, output_dir=str(tmp_path / "out"))
+        prepare_fsdd(str(tmp_path), str(tmp_path / "out"))
+
+
+def test_every_corpus_is_registered():
+    for key in ("fsdd", "asterisk", "librispeech", "librilight_limited", "folder"):
+        assert CORPORA.get(key).__name__ == f"prepare_{key}"

@@ -9,6 +9,9 @@ from lhotse import CutSet
 from speechssl2.data.corpora.fsdd import prepare_fsdd
 from speechssl2.data.loader import make_dataloader
 
+# the fixture's small eager CutSet is deliberate; lhotse warns that lazy manifests save memory
+pytestmark = pytest.mark.filterwarnings("ignore:You are using DynamicBucketingSampler with an eagerly")
+
 
 @pytest.fixture(scope="module")
 def fsdd_test(fsdd_dir, tmp_path_factory) -> CutSet:

@@ -6,9 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from lhotse import CutSet
 
 from speechssl2.bin import prepare_data, validate_data
+from speechssl2.data.loader import make_dataloader
 from speechssl2.data.validate import validate_cuts
 
 EXPECTED = {
@@ -33,7 +35,8 @@ def bad_corpus(tmp_path: Path) -> Path:
     sf.write(audio / "good_8k.wav", _noise(8000, 1), 8000, subtype="PCM_16")
     sf.write(audio / "no_words.wav", _noise(8000, 2), 8000, subtype="PCM_16")
     sf.write(audio / "clip_5ms.wav", _noise(40, 3), 8000, subtype="PCM_16")
-    sf.write(audio / "stereo_48k.wav", np.stack([_noise(48000, 4), _noise(48000, 5)], 1), 48000)
+    tone = 0.5 * np.sin(2 * np.pi * 300 * np.arange(48000) / 48000).astype(np.float32)
+    sf.write(audio / "stereo_48k.wav", np.stack([tone, _noise(48000, 5)], 1), 48000)  # (S, 2)
     nan = _noise(16000, 6)
     nan[100:110] = np.nan
     sf.write(audio / "nan_samples.wav", nan, 16000, subtype="FLOAT")
@@ -66,6 +69,15 @@ def test_every_bad_file_is_reported_by_id_with_its_reason(bad_corpus):
     for utt, reason in EXPECTED.items():
         assert f"{utt}\t{reason}\t" in text
     assert "too_short" in text.split("Problems by utterance id:")[0]  # the summary table
+
+
+def test_kept_stereo_cut_loads_as_channel_0_at_16k(bad_corpus):
+    _run_prepare(bad_corpus)
+    cuts = CutSet.from_file(bad_corpus / "data" / "all" / "cuts.jsonl.gz").subset(cut_ids=["stereo_48k"])
+    batch = next(iter(make_dataloader(cuts, max_duration=10.0, shuffle=False)))
+    assert batch["audio"].shape == (1, 16000)  # 1 s at 48 kHz -> 16000 samples, one channel
+    left = torch.from_numpy(sf.read(bad_corpus / "audio" / "stereo_48k.wav", dtype="float32")[0][::3, 0])
+    assert torch.corrcoef(torch.stack([batch["audio"][0], left]))[0, 1] > 0.99  # the tone: channel 0
 
 
 def test_characters_outside_the_tokenizer_are_reported(bad_corpus):
