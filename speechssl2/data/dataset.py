@@ -60,9 +60,6 @@ class CutBatchDataset(torch.utils.data.Dataset):
             batch = transform(batch)
         return batch
 
-    def __len__(self) -> int:  # batches come from the sampler; DataLoader never asks by index
-        raise TypeError("CutBatchDataset has no length: iterate it through a lhotse sampler")
-
 
 def _text(cut: Any) -> str:
     return " ".join(normalize_text(s.text) for s in cut.supervisions if s.text)
