@@ -123,22 +123,26 @@ DOWNSTREAMS = Registry("downstreams")
 MODELS = Registry("models")  # top-level trainables: forward(batch) -> StepOutput
 SCHEDULERS = Registry("schedulers")
 
-_LOADED = False
+_STATE = {"loaded": False, "loading": False}
 
 
 def load_components() -> None:
     """Import every module of the package once so that all decorators have run.
 
     Walking the package (rather than a central import list) is what lets a new
-    component be one new file: nothing else needs editing for it to be found.
+    component be one new file: nothing else needs editing for it to be found. A
+    module that fails to import raises here, and the next call tries again.
     """
-    global _LOADED
-    if _LOADED:
+    if _STATE["loaded"] or _STATE["loading"]:
         return
-    _LOADED = True
-    import speechssl2
+    _STATE["loading"] = True
+    try:
+        import speechssl2
 
-    for info in pkgutil.walk_packages(speechssl2.__path__, prefix="speechssl2."):
-        if ".bin." in info.name or info.name.endswith(".bin"):
-            continue
-        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(speechssl2.__path__, prefix="speechssl2."):
+            if ".bin." in info.name or info.name.endswith(".bin"):
+                continue
+            importlib.import_module(info.name)
+        _STATE["loaded"] = True
+    finally:
+        _STATE["loading"] = False
