@@ -63,6 +63,9 @@ def hf_config_to_spec(cfg: Mapping[str, Any], normalize: bool) -> Dict[str, Any]
         raise CheckpointError(f"HF model_type {kind!r} is not supported; supported: {', '.join(MODEL_CLASSES)}")
     if cfg.get("feat_extract_norm", "group") not in ("group", "layer"):
         raise CheckpointError(f"HF feat_extract_norm {cfg['feat_extract_norm']!r} is not 'group' or 'layer'")
+    if not cfg.get("feat_proj_layer_norm", True):
+        raise CheckpointError("HF HuBERT with feat_proj_layer_norm=false (no LayerNorm before the projection) "
+                              "is not supported")
     frontend = {"name": "conv", "channels": list(cfg["conv_dim"]), "kernels": list(cfg["conv_kernel"]),
                 "strides": list(cfg["conv_stride"]), "conv_bias": bool(cfg.get("conv_bias", False)),
                 "norm_mode": "layer_norm" if cfg.get("feat_extract_norm") == "layer" else "group_norm",
