@@ -1,0 +1,1 @@
+"""Supervised fine-tuning models (registered in MODELS): ``ctc`` and ``transducer``."""

@@ -1,0 +1,101 @@
+"""CTC fine-tuning: the fine-tuning encoder, dropout and Linear(D -> vocab), blank = 0 (SPEC §4).
+
+YAML::
+
+    model:
+      name: ctc
+      tokenizer: data/lang_char          # a saved tokenizer directory, or a TOKENIZERS spec
+      encoder:                           # FineTuneEncoder arguments
+        upstream: exp/pretrain/checkpoint_best.pt   # or {name: wav2vec2_tiny} from scratch
+        freeze_updates: 10000
+        time_mask: [0.05, 10]
+        channel_mask: [0.0016, 64]
+      dropout: 0.1
+
+The loss is summed over utterances and divided by their number (``sample_size`` = B).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Mapping, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from speechssl2.finetune.encoder import FineTuneEncoder
+from speechssl2.finetune.tokenizer import BLANK, TokenizerSpec, build_tokenizer, encode_batch
+from speechssl2.interfaces import StepOutput
+from speechssl2.registry import MODELS, check_arguments
+
+log = logging.getLogger(__name__)
+
+
+def build_encoder(spec: Mapping[str, Any], where: str) -> FineTuneEncoder:
+    """``FineTuneEncoder(**spec)`` with the registry's argument checks (names and types)."""
+    check_arguments(FineTuneEncoder, spec, where=where)
+    return FineTuneEncoder(**spec)
+
+
+def ctc_min_frames(targets: Tensor, target_lens: Tensor) -> Tensor:
+    """(B,) fewest frames that can emit each target: its length plus one blank per repeated pair."""
+    repeats = (targets[:, 1:] == targets[:, :-1]) & (torch.arange(1, targets.shape[1])[None, :] < target_lens[:, None])
+    return target_lens + repeats.sum(1)
+
+
+@MODELS.register("ctc")
+class CTCModel(nn.Module):
+    """Upstream (+ weighted layer sum) -> dropout -> Linear(D, V) -> CTC."""
+
+    def __init__(self, encoder: Dict[str, Any], tokenizer: TokenizerSpec, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.tokenizer = build_tokenizer(tokenizer)
+        self.encoder = build_encoder(encoder, where="models.ctc.encoder")
+        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.embed_dim, self.tokenizer.vocab_size))
+
+    def set_num_updates(self, num_updates: int) -> None:
+        self.encoder.set_num_updates(num_updates)
+
+    def log_probs(self, audio: Tensor, audio_lens: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(B, S), (B,) -> (B, T, V)`` log-probabilities (float32) and ``(B,)`` frame counts."""
+        x, lengths, _ = self.encoder(audio, audio_lens)  # (B, T, D)
+        return self.head(x).float().log_softmax(-1), lengths
+
+    def forward(self, batch: Dict[str, Any]) -> StepOutput:
+        log_probs, lengths = self.log_probs(batch["audio"], batch["audio_lens"])  # (B, T, V), (B,)
+        targets, target_lens = encode_batch(self.tokenizer, batch["text"], batch["ids"])
+        targets, target_lens = targets.to(log_probs.device), target_lens.to(log_probs.device)
+        self._warn_infeasible(batch["ids"], lengths, targets, target_lens)
+        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lens, blank=BLANK,
+                          reduction="sum", zero_infinity=True) / len(lengths)
+        metrics: Dict[str, float] = {}
+        if not self.training:
+            metrics["token_error_rate"] = self._token_error_rate(log_probs, lengths, targets, target_lens)
+        return StepOutput(loss=loss, terms={"ctc": loss.detach()}, metrics=metrics, sample_size=len(lengths))
+
+    @staticmethod
+    def _warn_infeasible(ids: List[str], lengths: Tensor, targets: Tensor, target_lens: Tensor) -> None:
+        """Utterances with fewer frames than their transcript needs get zero loss: say which."""
+        short = (lengths < ctc_min_frames(targets.cpu(), target_lens.cpu()).to(lengths.device)).nonzero().flatten()
+        if len(short):
+            log.warning("CTC: transcript longer than the audio allows, utterance(s) skipped (zero loss): %s",
+                        ", ".join(f"{ids[i]} ({int(lengths[i])} frames)" for i in short.tolist()))
+
+    @staticmethod
+    def _token_error_rate(log_probs: Tensor, lengths: Tensor, targets: Tensor, target_lens: Tensor) -> float:
+        """Greedy-path token edit distance / reference tokens (a validation health metric)."""
+        from torchaudio.functional import edit_distance
+
+        from speechssl2.decoding.ctc import ctc_greedy_ids
+
+        hyps = ctc_greedy_ids(log_probs, lengths)
+        errors = sum(edit_distance(h, targets[i, : target_lens[i]].tolist()) for i, h in enumerate(hyps))
+        return errors / max(int(target_lens.sum()), 1)
+
+    @torch.no_grad()
+    def transcribe(self, audio: Tensor, audio_lens: Tensor) -> List[str]:
+        """Greedy CTC transcripts of a batch."""
+        from speechssl2.decoding.ctc import ctc_greedy_ids
+
+        log_probs, lengths = self.log_probs(audio, audio_lens)
+        return [self.tokenizer.decode(ids) for ids in ctc_greedy_ids(log_probs, lengths)]

@@ -1,0 +1,106 @@
+"""The upstream as the fine-tuning models use it: frozen parts, masking, one output sequence.
+
+Policies (SPEC §4), all in this one module so that CTC and transducer share them:
+
+* the conv feature encoder (``upstream.frontend``) is frozen throughout: its parameters
+  get ``requires_grad=False``, so autograd records nothing for it (the same memory as
+  running it under ``no_grad``) and the trainer's optimizer never sees it;
+* the rest of the upstream is frozen for the first ``freeze_updates`` updates: the
+  whole upstream runs under ``torch.no_grad()``, so its gradients stay ``None`` and the
+  optimizer skips them (under DDP set ``trainer.find_unused_parameters: true``);
+* time masking: SPEC span masks (``speechssl2.masking``) passed to the upstream, which
+  swaps the masked frames for its learned ``mask_emb``;
+* channel masking: spans along D zeroed in the representation the head reads. The
+  released recipes zero channels of the transformer *input*; our upstream has no
+  argument for that, so we mask its output instead, which regularizes the head the same
+  way and needs no second path through the upstream.
+
+The head reads the top layer or a learned softmax-weighted sum of all hidden states.
+"""
+from __future__ import annotations
+
+from contextlib import nullcontext
+from typing import Any, List, Mapping, Optional, Tuple, Union
+
+import torch
+from torch import Tensor, nn
+
+from speechssl2.masking import channel_mask, span_mask
+from speechssl2.models import build_upstream
+
+UpstreamSpec = Union[Mapping[str, Any], str]
+
+
+def load_upstream(spec: UpstreamSpec) -> nn.Module:
+    """A preset spec builds a randomly initialised upstream (from-scratch runs); a path loads one."""
+    if isinstance(spec, Mapping):
+        return build_upstream(spec)
+    from speechssl2 import load_pretrained
+
+    upstream, _ = load_pretrained(spec)
+    return upstream
+
+
+class WeightedLayerSum(nn.Module):
+    """softmax(w) . [h_0, ..., h_L]: a learned mixture of all hidden states (SUPERB-style)."""
+
+    def __init__(self, num_layers: int) -> None:
+        super().__init__()
+        self.weights = nn.Parameter(torch.zeros(num_layers))
+
+    def forward(self, hidden_states: List[Tensor]) -> Tensor:
+        if len(hidden_states) != self.weights.numel():
+            raise ValueError(f"weighted sum expects {self.weights.numel()} hidden states, got {len(hidden_states)}")
+        stacked = torch.stack(hidden_states, dim=0)  # (L, B, T, D)
+        return torch.einsum("l,lbtd->btd", self.weights.softmax(0).to(stacked.dtype), stacked)
+
+
+class FineTuneEncoder(nn.Module):
+    """``(audio (B, S), audio_lens (B,)) -> (x (B, T, D), lengths (B,), padding_mask (B, T))``."""
+
+    def __init__(
+        self,
+        upstream: UpstreamSpec,
+        weighted_sum: bool = False,
+        freeze_updates: int = 0,
+        freeze_frontend: bool = True,
+        time_mask: Tuple[float, int] = (0.05, 10),
+        channel_mask: Tuple[float, int] = (0.0, 64),
+    ) -> None:
+        super().__init__()
+        self.upstream = load_upstream(upstream)
+        self.embed_dim: int = self.upstream.embed_dim
+        self.freeze_updates = freeze_updates
+        self.time_mask, self.channel_mask = tuple(time_mask), tuple(channel_mask)
+        if freeze_frontend:
+            self.upstream.frontend.requires_grad_(False)
+        self.layer_sum: Optional[WeightedLayerSum] = None
+        if weighted_sum:
+            self.layer_sum = WeightedLayerSum(len(self.upstream.encoder.layers) + 1)
+        self.num_updates = 0
+
+    def set_num_updates(self, num_updates: int) -> None:
+        self.num_updates = num_updates
+
+    @property
+    def upstream_frozen(self) -> bool:
+        return self.num_updates < self.freeze_updates
+
+    def forward(self, audio: Tensor, audio_lens: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
+        frames = self.upstream.frame_lengths(audio_lens)  # (B,)
+        max_frames = int(self.upstream.frame_lengths(torch.tensor([audio.shape[1]]))[0])
+        pad = torch.arange(max_frames, device=audio.device)[None, :] >= frames[:, None]  # (B, T)
+        time_mask = None
+        if self.training and self.time_mask[0] > 0:
+            time_mask = span_mask(pad, *self.time_mask)
+        with torch.no_grad() if self.upstream_frozen else nullcontext():
+            out = self.upstream(audio, audio_lens, time_mask=time_mask)
+        x = self.layer_sum(out.hidden_states) if self.layer_sum is not None else out.last_hidden_state  # (B, T, D)
+        if self.training and self.channel_mask[0] > 0:
+            mask = channel_mask(x.shape[0], x.shape[-1], *self.channel_mask, device=x.device)  # (B, D)
+            x = x.masked_fill(mask[:, None, :], 0.0)
+        return x, out.lengths, out.padding_mask
+
+    def extra_repr(self) -> str:
+        return (f"freeze_updates={self.freeze_updates}, time_mask={self.time_mask}, "
+                f"channel_mask={self.channel_mask}")
