@@ -8,10 +8,10 @@ import pytest
 import torch
 from lhotse import CutSet, MonoCut, Recording, SupervisionSegment
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def one_torch_thread():
     """Per-utterance MFCC is hundreds of tiny ops: a second intra-op thread only spins, and on
-    a shared 2-core machine that made these tests 20x slower. Restored after each test."""
+    a shared 2-core machine that made these tests 20x slower. Restored after each module."""
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     yield
