@@ -19,9 +19,9 @@ class DataConfig:
     train: str = ""  # lhotse CutSet manifest (jsonl[.gz]) for training
     valid: Optional[str] = None  # manifest for validation; None = no validation
     max_duration: float = 200.0  # seconds of audio per GPU per micro-batch
-    features: str = "raw"  # frontend input the loader produces (see speechssl2.data.loader)
+    features: str = "wave"  # frontend input the loader produces (see speechssl2.data.loader)
     sample_rate: int = 16000
-    num_buckets: int = 30
+    num_buckets: int = 10
     num_workers: int = 2
     label_field: Optional[str] = None  # custom cut field holding frame/token targets
     mixing: Optional[Dict[str, Any]] = None  # batch transform spec (WavLM denoising), passed through

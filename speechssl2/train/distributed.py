@@ -78,5 +78,7 @@ def barrier() -> None:
 
 
 def cleanup() -> None:
+    """Leave the group together: a rank 0 that exits first takes the rendezvous store with it."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()

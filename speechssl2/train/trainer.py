@@ -245,7 +245,8 @@ class Trainer:
     def _finish(self) -> None:
         if self.window_grad:
             self._log_window()
-        paths = [self.exp_dir / ckpt.LAST]
+        saved = self.num_updates % self.t.save_every == 0  # _after_update wrote checkpoint_last
+        paths = [] if saved else [self.exp_dir / ckpt.LAST]
         if self.num_updates % self.t.valid_every != 0 and self._validate():
             paths.append(self.exp_dir / ckpt.BEST)
         self._save(paths)

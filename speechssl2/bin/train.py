@@ -1,0 +1,62 @@
+"""Train a model from a YAML config: ``python -m speechssl2.bin.train --config conf/x.yaml``.
+
+Single process: run it directly. Several GPUs or nodes: launch it with ``torchrun``
+(``torchrun --nproc_per_node 4 -m speechssl2.bin.train ...``, or one torchrun per node
+under Slurm); ranks come from torchrun's environment. Rerunning a killed stage resumes
+from ``<exp_dir>/checkpoint_last.pt``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Any, List, Optional
+
+from speechssl2.config import add_config_args, load_config
+from speechssl2.data.loader import make_dataloader
+from speechssl2.data.mixing import UtteranceMixer
+from speechssl2.logging_utils import setup_logging
+from speechssl2.registry import MODELS
+from speechssl2.train.config import DataConfig, TrainConfig, validate
+from speechssl2.train.distributed import DistInfo, cleanup, init_distributed
+from speechssl2.train.trainer import seed_everything, train
+
+
+def build_loader(data: DataConfig, cuts: str, train_split: bool, info: DistInfo, seed: int) -> Any:
+    """One rank's loader; only training batches are shuffled and mixed (WavLM denoising)."""
+    transforms = [UtteranceMixer.from_config(data.mixing)] if train_split and data.mixing else []
+    return make_dataloader(
+        cuts, max_duration=data.max_duration, shuffle=train_split, features=data.features,
+        sample_rate=data.sample_rate, num_buckets=data.num_buckets, seed=seed,
+        world_size=info.world_size, rank=info.rank, num_workers=data.num_workers,
+        label_field=data.label_field, batch_transforms=transforms,
+        drop_last=train_split and info.world_size > 1,  # ranks must see equally many batches
+    )
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    cfg = load_config(TrainConfig, args.config, args.overrides)
+    validate(cfg)
+    if not cfg.data.train:
+        parser.error("data.train (a cut manifest) is required")
+    info = init_distributed()
+    log_file = Path(cfg.exp_dir) / "train.log" if info.is_main else None
+    setup_logging(log_file, level=logging.INFO if info.is_main else logging.WARNING)
+    try:
+        seed_everything(cfg.trainer.seed)  # the same initial weights on every rank
+        model = MODELS.build(cfg.model)
+        train_loader = build_loader(cfg.data, cfg.data.train, True, info, cfg.trainer.seed)
+        valid_loader = build_loader(cfg.data, cfg.data.valid, False, info, cfg.trainer.seed) if cfg.data.valid else None
+        logging.getLogger(__name__).info(
+            "model %s: %.2fM parameters", cfg.model.get("name"), sum(p.numel() for p in model.parameters()) / 1e6
+        )
+        train(cfg, model, train_loader, valid_loader, info)
+    finally:
+        cleanup()
+
+
+if __name__ == "__main__":
+    main()
