@@ -141,8 +141,8 @@ class Trainer:
                 if micro < self.accum:
                     continue
                 micro = 0
-                self._update()
-                self._after_update()
+                if self._update():
+                    self._after_update()
                 if self.num_updates >= self.t.max_updates:
                     break
             else:  # the epoch ran out: the next one starts from its first batch
@@ -182,8 +182,8 @@ class Trainer:
         self.pending_audio += audio_seconds(batch)
 
     # ------------------------------------------------------------------ one update
-    def _update(self) -> None:
-        """Normalise, clip, guard and step; a non-finite step is skipped and counted."""
+    def _update(self) -> bool:
+        """Normalise, clip, guard and step; False when a non-finite step was skipped."""
         totals = torch.tensor([self.pending.weight, self.pending.sums["loss"]], dtype=torch.float64)
         sample_size, loss_sum = all_reduce_sum(totals.to(self.device)).tolist()
         self.scaler.unscale_(self.optimizer)
@@ -210,13 +210,17 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         if not finite:
             self._bad_step(loss_sum / max(sample_size, 1.0), grad_norm)
+        return finite
 
     def _bad_step(self, loss: float, grad_norm: float) -> None:
+        """Count a skipped step; fp16 overflows count too (the scaler has just halved its scale)."""
         self.bad_steps += 1
+        scale = f", loss scale now {self.scaler.get_scale():g}" if self.scaler.is_enabled() else ""
         log.warning(
-            "non-finite step skipped at update %d (epoch %d, batch %d): loss %s, grad norm %s "
+            "non-finite step skipped at update %d (epoch %d, batch %d): loss %s, grad norm %s%s "
             "[%d in a row, limit %d]",
-            self.num_updates, self.epoch, self.batches_in_epoch, loss, grad_norm, self.bad_steps, self.t.max_bad_steps,
+            self.num_updates, self.epoch, self.batches_in_epoch, loss, grad_norm, scale,
+            self.bad_steps, self.t.max_bad_steps,
         )
         if self.bad_steps >= self.t.max_bad_steps:
             raise TrainingDiverged(

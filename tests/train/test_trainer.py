@@ -1,4 +1,5 @@
 import logging
+import math
 
 import pytest
 import torch
@@ -141,3 +142,20 @@ def test_unknown_best_metric(tmp_path):
 def test_empty_loader(tmp_path):
     with pytest.raises(RuntimeError, match="yielded no batches in epoch 0"):
         train(toy_config(tmp_path), ToyRegressor(), [])
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_loss_falls_in_every_precision(tmp_path, precision, caplog):
+    """On CPU: bf16 autocast, fp16 autocast with a grad scaler (loss_scale logged), fp32."""
+    with caplog.at_level(logging.INFO, logger="speechssl2.train.trainer"):
+        model, _ = run(tmp_path, 30, precision=precision, log_every=10, valid_every=100)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("update ")]
+    losses = [float(line.split(" loss ")[1].split()[0]) for line in lines]
+    assert len(losses) == 3 and losses[-1] < 0.5 * losses[0]
+    scales = [float(line.split(" loss_scale ")[1].split()[0]) for line in lines]
+    if precision == "fp16":  # the scaler starts at 2^16, overflows (skipped, logged) and halves
+        assert 1.0 < scales[-1] < 2.0**16 and math.log2(scales[-1]).is_integer()
+        assert any("loss scale now" in r.getMessage() for r in caplog.records)
+    else:
+        assert scales == [1.0, 1.0, 1.0]
+    assert not (tmp_path / "checkpoint_0.pt").exists()  # skipped steps never trigger a save
