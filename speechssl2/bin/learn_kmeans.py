@@ -25,14 +25,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     for files in shards:
         require_complete(files)
     features = json.loads(shards[0].marker.read_text(encoding="utf-8"))["settings"]
-    info = {"features": features, "feat_dir": str(cfg.feat_dir), "nshard": cfg.shard.nshard, "kmeans": asdict(cfg.kmeans)}
+    info = {"features": features, "feat_dir": str(cfg.feat_dir), "nshard": cfg.shard.nshard,
+            "kmeans": asdict(cfg.kmeans)}
     done = cfg.kmeans_dir / "km.json"
     if done.exists():
         old = json.loads(done.read_text(encoding="utf-8"))
-        if {k: old.get(k) for k in info} != info:
+        previous = {key: old.get(key) for key in info}
+        if previous != info:
             raise SystemExit(
-                f"{done} was trained with other settings ({ {k: old.get(k) for k in info} }); "
-                f"now {info}. Remove {cfg.kmeans_dir} or use another exp_dir/iteration."
+                f"{done} was trained with other settings ({previous}); now {info}. "
+                f"Remove {cfg.kmeans_dir} or use another exp_dir/iteration."
             )
         logger.info("%s is complete: skipping", done)
         return

@@ -10,6 +10,16 @@ with ``--set cuts=data/valid/cuts.jsonl.gz``. Paths derived from it:
 - report:   ``<exp_dir>/kmeans_iter<k>/pnmi_<tag>.{md,json}`` and ``<exp_dir>/pnmi_<tag>.md``
 
 ``tag`` defaults to the name of the folder holding the cuts (``data/train/...`` -> ``train``).
+Example (iteration 2 changes ``iteration``, ``features`` and ``kmeans.n_clusters``)::
+
+    cuts: data/train/cuts.jsonl.gz
+    exp_dir: exp/hubert_targets
+    iteration: 1
+    features: {kind: mfcc, dtype: float32}
+    shard: {nshard: 4}            # each job adds --set shard.rank=<r>
+    kmeans: {n_clusters: 100, max_frames: 1000000, percent: 0.1, seed: 0}
+    labels: {field: hubert_labels}
+    pnmi: {reference: text, min_pnmi: 0.1}
 """
 from __future__ import annotations
 
@@ -29,8 +39,8 @@ class FeatureConfig:
     checkpoint: Optional[str] = None  # kind=layer: model given to speechssl2.load_pretrained
     layer: int = 6  # kind=layer: index into hidden_states (0 = projected conv features)
     dtype: Literal["float16", "float32"] = "float32"
-    device: str = "cpu"
-    sample_rate: int = 16000
+    device: str = "cpu"  # kind=layer: where the upstream runs
+    sample_rate: int = 16000  # cuts at another rate are resampled on the fly
 
 
 @dataclass

@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List, Literal, Sequence, Tuple
 
 import numpy as np
 from lhotse.cut import Cut
+from torch import Tensor
 
 from speechssl2.config import atomic_write_text
 from speechssl2.logging_utils import progress
@@ -103,7 +104,7 @@ def dump_shard(
     offset = 0
     desc = f"features {files.rank}/{files.nshard}"
     for cut, count in progress(zip(shard, counts), desc=desc, total=len(shard)):
-        feats = extractor(load_mono(cut, sample_rate))  # (T, D)
+        feats = _extract(extractor, cut, sample_rate)  # (T, D)
         if feats.shape[0] != count:
             raise ValueError(
                 f"cut {cut.id!r}: extractor gave {feats.shape[0]} frames, the model frame grid has "
@@ -119,6 +120,14 @@ def dump_shard(
     atomic_write_text(files.marker, json.dumps(info, indent=2) + "\n")
     logger.info("wrote %s: %d cuts, %d frames", files.feats, len(shard), offset)
     return True
+
+
+def _extract(extractor: FrameFeatures, cut: Cut, sample_rate: int) -> Tensor:
+    """Features of one cut; a failure (unreadable audio, too short, ...) names the cut."""
+    try:
+        return extractor(load_mono(cut, sample_rate))  # (T, D)
+    except Exception as err:
+        raise RuntimeError(f"cut {cut.id!r}: {err}") from err
 
 
 def require_complete(files: ShardFiles) -> None:

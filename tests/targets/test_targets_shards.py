@@ -1,8 +1,8 @@
 """Sharded feature dumps: every cut exactly once, resumable after a kill, stale dumps redone."""
 import numpy as np
 import pytest
-import torch
 from lhotse import CutSet
+from lhotse.utils import fastcopy
 
 from speechssl2.targets.audio import at_rate, load_mono
 from speechssl2.targets.features import MfccFeatures
@@ -90,4 +90,13 @@ def test_missing_shard_and_wrong_frame_count_are_named(cuts, tmp_path):
 
     with pytest.raises(ValueError, match=f"cut '{cuts[0].id}': extractor gave \\d+ frames, the model frame grid"):
         dump_shard(cuts, DoubleRate(), ShardFiles(tmp_path, 0, 1), 16000)
+    assert not ShardFiles(tmp_path, 0, 1).marker.exists()
+
+
+def test_unreadable_audio_names_the_cut(cuts, tmp_path):
+    source = fastcopy(cuts[3].recording.sources[0], source=str(tmp_path / "missing.wav"))
+    broken = list(cuts)
+    broken[3] = fastcopy(cuts[3], recording=fastcopy(cuts[3].recording, sources=[source]))
+    with pytest.raises(RuntimeError, match=f"cut '{cuts[3].id}': "):
+        dump_shard(broken, MfccFeatures(), ShardFiles(tmp_path, 0, 1), 16000)
     assert not ShardFiles(tmp_path, 0, 1).marker.exists()
