@@ -20,13 +20,15 @@ final hypothesis ``lm_weight * log P_lm(</s> | tokens)``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Protocol, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
-BLANK = 0
+from speechssl2.decoding.hypothesis import Hypothesis
+from speechssl2.tokenizers import BLANK
+
 State = Tuple[Tensor, Tensor]  # (h, c), each (layers, N, H)
 
 
@@ -36,18 +38,6 @@ class TokenLM(Protocol):
     vocab_size: int
 
     def next_log_probs(self, prefixes: Sequence[Sequence[int]]) -> Tensor: ...
-
-
-@dataclass(frozen=True)
-class Hypothesis:
-    """One search result: token ids, the search score (log domain) and the decoded text."""
-
-    tokens: Tuple[int, ...]
-    score: float
-    text: str = ""
-
-    def with_text(self, text: str) -> "Hypothesis":
-        return replace(self, text=text)
 
 
 @dataclass

@@ -22,7 +22,9 @@ from typing import Any, Dict, List, Mapping, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchaudio.functional import edit_distance
 
+from speechssl2.decoding.ctc import ctc_greedy, ctc_greedy_ids
 from speechssl2.finetune.encoder import FineTuneEncoder
 from speechssl2.finetune.tokenizer import BLANK, TokenizerSpec, build_tokenizer, encode_batch
 from speechssl2.interfaces import StepOutput
@@ -84,10 +86,6 @@ class CTCModel(nn.Module):
     @staticmethod
     def _token_error_rate(log_probs: Tensor, lengths: Tensor, targets: Tensor, target_lens: Tensor) -> float:
         """Greedy-path token edit distance / reference tokens (a validation health metric)."""
-        from torchaudio.functional import edit_distance
-
-        from speechssl2.decoding.ctc import ctc_greedy_ids
-
         hyps = ctc_greedy_ids(log_probs, lengths)
         errors = sum(edit_distance(h, targets[i, : target_lens[i]].tolist()) for i, h in enumerate(hyps))
         return errors / max(int(target_lens.sum()), 1)
@@ -95,7 +93,5 @@ class CTCModel(nn.Module):
     @torch.no_grad()
     def transcribe(self, audio: Tensor, audio_lens: Tensor) -> List[str]:
         """Greedy CTC transcripts of a batch."""
-        from speechssl2.decoding.ctc import ctc_greedy_ids
-
         log_probs, lengths = self.log_probs(audio, audio_lens)
-        return [self.tokenizer.decode(ids) for ids in ctc_greedy_ids(log_probs, lengths)]
+        return [h.text for h in ctc_greedy(log_probs, lengths, self.tokenizer.decode)]

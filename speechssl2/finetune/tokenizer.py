@@ -7,59 +7,37 @@ transcript ever contains, so the LM reuses it as its sentence boundary symbol.
 """
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, List, Mapping, Protocol, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from speechssl2.registry import TOKENIZERS
+from speechssl2.tokenizers import BLANK, TokenizerBase, load_tokenizer
 
-BLANK = 0
 TokenizerSpec = Union[Mapping[str, Any], str]
 
 
-class Tokenizer(Protocol):
-    """What the models need from a tokenizer."""
-
-    vocab_size: int
-
-    def encode(self, text: str) -> List[int]: ...
-
-    def decode(self, ids: Sequence[int]) -> str: ...
-
-
-def build_tokenizer(spec: TokenizerSpec) -> Tokenizer:
+def build_tokenizer(spec: TokenizerSpec) -> TokenizerBase:
     """A registry spec builds a tokenizer; a string is a directory written by ``tokenizer.save``."""
     if isinstance(spec, Mapping):
         return TOKENIZERS.build(spec)
-    path = Path(spec)
-    if not path.is_dir():
-        raise FileNotFoundError(f"tokenizer directory {path} does not exist (expected one written by tokenizer.save)")
-    from speechssl2.tokenizers import load_tokenizer
-
-    return load_tokenizer(path)
+    return load_tokenizer(spec)
 
 
-def encode_texts(tokenizer: Tokenizer, texts: Sequence[str], ids: Sequence[str]) -> List[List[int]]:
-    """Token ids of every transcript.
-
-    A transcript the tokenizer cannot encode, or one that encodes to the blank id, is an
-    error naming the utterance: training on it silently would corrupt the targets.
-    """
+def encode_texts(tokenizer: TokenizerBase, texts: Sequence[str], ids: Sequence[str]) -> List[List[int]]:
+    """Token ids of every transcript; one the tokenizer cannot encode is an error naming the utterance."""
     seqs: List[List[int]] = []
     for utt, text in zip(ids, texts):
         try:
             seq = list(tokenizer.encode(text))
         except Exception as err:
             raise ValueError(f"utterance {utt!r}: cannot tokenize transcript {text!r}: {err}") from err
-        if BLANK in seq:
-            raise ValueError(f"utterance {utt!r}: transcript {text!r} encodes to the blank id {BLANK}")
         seqs.append(seq)
     return seqs
 
 
-def encode_batch(tokenizer: Tokenizer, texts: Sequence[str], ids: Sequence[str]) -> Tuple[Tensor, Tensor]:
+def encode_batch(tokenizer: TokenizerBase, texts: Sequence[str], ids: Sequence[str]) -> Tuple[Tensor, Tensor]:
     """Transcripts as ``(B, U)`` targets padded with blank, and their ``(B,)`` lengths."""
     seqs = encode_texts(tokenizer, texts, ids)
     lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torchaudio.functional import rnnt_loss
 
-from speechssl2.decoding.transducer import Hypothesis, TokenLM, beam_search, greedy_search
+from speechssl2.decoding.hypothesis import Hypothesis
+from speechssl2.decoding.transducer import TokenLM, beam_search, greedy_search
 from speechssl2.finetune.ctc import build_encoder
 from speechssl2.finetune.tokenizer import BLANK, TokenizerSpec, build_tokenizer, encode_batch
 from speechssl2.interfaces import StepOutput
