@@ -15,8 +15,10 @@ installed() {
   for b in "${bins[@]}"; do
     [ -x "$prefix/bin/$b" ] || return 1
   done
-  # lmplz --help exits 1 after printing usage; a broken binary fails to load instead.
-  "$prefix/bin/lmplz" --help 2>&1 | grep -q "Builds unpruned language models"
+  # A binary that fails to load (missing shared library) prints no usage text.
+  local usage
+  usage=$("$prefix/bin/lmplz" --help 2>&1 || true)
+  grep -q "Builds unpruned language models" <<<"$usage"
 }
 
 if installed; then
@@ -46,7 +48,9 @@ mkdir -p "$src"
 if ! ls "$src"/kenlm-*.tar.gz >/dev/null 2>&1; then
   [ -x "$python" ] || python=python3
   echo "Downloading the kenlm source distribution with $python -m pip"
-  "$python" -m pip download -q --no-deps --no-binary :all: --dest "$src" kenlm
+  # No build isolation: pip would otherwise compile the build requirements (cmake!) from
+  # source just to read the sdist's metadata. Nothing is installed.
+  "$python" -m pip download -q --no-deps --no-binary :all: --no-build-isolation --dest "$src" kenlm
 fi
 sdist=$(ls "$src"/kenlm-*.tar.gz | head -n 1)
 tree=$src/$(basename "$sdist" .tar.gz)
