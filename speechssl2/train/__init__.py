@@ -1,0 +1,1 @@
+"""Training: typed config, schedulers, checkpoints, DDP helpers and the loop (``trainer.train``)."""

@@ -114,6 +114,9 @@ class Trainer:
         self.best: Optional[float] = None
         self.last_valid: Dict[str, float] = {}
         self.pending, self.pending_audio = WeightedMeans(), 0.0  # the micro-batches of this update
+        self.resumed_rng: Optional[Dict[str, Any]] = None
+        self.window, self.window_start, self.window_audio = WeightedMeans(), time.monotonic(), 0.0
+        self.window_grad: List[float] = []  # grad norms of the updates since the last log line
 
     # ------------------------------------------------------------------ main loop
     def fit(self) -> TrainResult:
@@ -129,8 +132,6 @@ class Trainer:
         )
         self.tb = TensorBoard(self.exp_dir / "tensorboard", enabled=self.info.is_main)
         self._set_model_updates()
-        self.window, self.window_start, self.window_audio = WeightedMeans(), time.monotonic(), 0.0
-        self.window_grad: List[float] = []
         self.model.train()
         micro = 0
         while self.num_updates < self.t.max_updates:
@@ -158,7 +159,11 @@ class Trainer:
         A sampler that restored its own position starts at batch ``done``; any other
         loader replays the epoch from its start and the consumed batches are dropped.
         """
-        bar = progress(self.train_loader, desc=f"epoch {self.epoch}", disable=True if not self.info.is_main else None)
+        batches = iter(self.train_loader)
+        if self.resumed_rng is not None:  # only now: a torch DataLoader draws a base seed in iter()
+            ckpt.set_rng_state(self.resumed_rng)
+            self.resumed_rng = None
+        bar = progress(batches, desc=f"epoch {self.epoch}", disable=True if not self.info.is_main else None)
         for i, batch in enumerate(bar, start=done if sampler_resumed else 0):
             if i < done:
                 continue
@@ -339,12 +344,19 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.num_updates, self.epoch, self.best = state["num_updates"], state["epoch"], state["best"]
         self.batches_in_epoch = state["batches_in_epoch"]
-        ckpt.set_rng_state(state["rng"])
+        self.resumed_rng = state["rng"]  # restored once the epoch's iterator exists
         log.info("resumed from %s at update %d (epoch %d, batch %d)", path, self.num_updates, self.epoch, self.batches_in_epoch)
         sampler = getattr(self.train_loader, "sampler", None)
         restored = state["sampler"] is not None and hasattr(sampler, "load_state_dict")
         if restored:  # lhotse samplers consume (mutate) the dict and fast-forward themselves
             sampler.load_state_dict(copy.deepcopy(state["sampler"]))
+            workers = getattr(self.train_loader, "num_workers", 0)
+            if workers:
+                log.warning(
+                    "the saved sampler position counts batches that %d loader worker(s) had prefetched "
+                    "but not trained on; up to %d batches of epoch %d are skipped (num_workers=0 resumes exactly)",
+                    workers, workers * (getattr(self.train_loader, "prefetch_factor", None) or 2), self.epoch,
+                )
         return self.batches_in_epoch, restored
 
 

@@ -4,9 +4,10 @@ import yaml
 from lhotse import CutSet, Recording, RecordingSet
 
 from speechssl2.bin import average_checkpoints, train as train_bin
+from speechssl2.data.loader import make_dataloader
 from speechssl2.train import checkpoint as ckpt
 from speechssl2.train.trainer import train
-from train_toys import ToyLoader, ToyRegressor, ToySampler, make_data, toy_config
+from train_toys import AudioToy, Killed, KilledAt, ToyLoader, ToyRegressor, ToySampler, make_data, toy_config
 
 
 def test_average_last_n(tmp_path, caplog):
@@ -65,3 +66,23 @@ def test_cli_trains_ssl_model_and_resumes(fsdd_cuts, tmp_path):
     last = ckpt.load_checkpoint(exp / ckpt.LAST)
     assert last["num_updates"] == 8 and last["sampler"]["epoch"] >= 1
     assert all(torch.isfinite(v).all() for v in last["model"].values() if v.is_floating_point())
+
+
+def test_resume_is_exact_with_the_lhotse_loader(fsdd_cuts, tmp_path):
+    """Real make_dataloader (DynamicBucketingSampler, num_workers=0): killed mid-epoch + rerun == one run."""
+
+    def run(exp_dir, kill_at=None):
+        loader = make_dataloader(str(fsdd_cuts), max_duration=2.5, shuffle=True, sample_rate=8000, seed=1)
+        torch.manual_seed(0)
+        model = KilledAt(AudioToy(), kill_at)
+        cfg = toy_config(exp_dir, max_updates=10, save_every=3, valid_every=100)
+        cfg.data.max_duration = 2.5
+        train(cfg, model, loader)
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    full = run(tmp_path / "full")
+    with pytest.raises(Killed):
+        run(tmp_path / "split", kill_at=5)
+    state = ckpt.load_checkpoint(tmp_path / "split" / ckpt.LAST)
+    assert state["num_updates"] == 3 and state["sampler"]["diagnostics"]["current_epoch"] == state["epoch"]
+    assert torch.equal(full, run(tmp_path / "split"))

@@ -7,7 +7,7 @@ import torch
 from speechssl2.config import ConfigError
 from speechssl2.train import checkpoint as ckpt
 from speechssl2.train.trainer import TrainingDiverged, grad_accum_steps, train
-from train_toys import Killed, ToyLoader, ToyRegressor, ToySampler, collate, make_data, toy_config
+from train_toys import Killed, KilledAt, ToyLoader, ToyRegressor, ToySampler, collate, make_data, toy_config
 
 DATA = make_data()
 BATCH_SIZES = [3, 5, 4]  # uneven, so sample-size weighting matters; 3 batches per epoch
@@ -27,7 +27,7 @@ def params(model):
 
 def run(exp_dir, max_updates, make_loader=loader, kill_at=None, **trainer):
     torch.manual_seed(0)
-    model = ToyRegressor(kill_at=kill_at)
+    model = KilledAt(ToyRegressor(), kill_at)
     cfg = toy_config(exp_dir, **trainer)
     cfg.trainer.max_updates = max_updates
     result = train(cfg, model, make_loader(), valid_loader())
@@ -99,12 +99,12 @@ def test_checkpoints_best_keep_last_and_config(tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
     last = ckpt.load_checkpoint(tmp_path / ckpt.LAST)
     assert last["num_updates"] == 12 and last["config"]["trainer"]["keep_last"] == 2
-    assert torch.equal(last["model"]["linear.weight"], model.linear.weight)
+    assert torch.equal(last["model"]["model.linear.weight"], model.model.linear.weight)
     best = ckpt.load_checkpoint(tmp_path / ckpt.BEST)
     assert best["best"] == result.best and best["num_updates"] in (3, 6, 9, 12)
     assert set(result.last_valid) == {"loss", "mse", "pred_mean"}
     assert (tmp_path / "config.yaml").read_text().count("keep_last: 2") == 1
-    assert model.seen_updates[:3] == [0, 1, 2] and model.seen_updates[-1] == 12
+    assert model.model.seen_updates[:3] == [0, 1, 2] and model.model.seen_updates[-1] == 12
     assert list((tmp_path / "tensorboard").iterdir())
 
 

@@ -32,15 +32,11 @@ class Killed(Exception):
 class ToyRegressor(nn.Module):
     """Linear regression with dropout (so resuming must restore the torch RNG too).
 
-    ``bad_calls``: training forward calls (0-based) whose loss is made infinite;
-    ``kill_at``: the training forward call that raises ``Killed`` (a crash mid-run).
+    ``bad_calls``: training forward calls (0-based) whose loss is made infinite.
     """
 
-    def __init__(
-        self, dropout: float = 0.1, bad_calls: Optional[Set[int]] = None, kill_at: Optional[int] = None
-    ) -> None:
+    def __init__(self, dropout: float = 0.1, bad_calls: Optional[Set[int]] = None) -> None:
         super().__init__()
-        self.kill_at = kill_at
         self.linear = nn.Linear(DIM, 1)
         self.dropout = nn.Dropout(dropout)
         self.bad_calls = bad_calls or set()
@@ -51,8 +47,6 @@ class ToyRegressor(nn.Module):
         self.seen_updates.append(n)
 
     def forward(self, batch: Dict[str, Any]) -> StepOutput:
-        if self.training and self.calls == self.kill_at:
-            raise Killed(f"killed at forward call {self.calls}")
         pred = self.linear(self.dropout(batch["x"])).squeeze(-1)  # (B,)
         mse = ((pred - batch["y"]) ** 2).mean()
         if self.training and self.calls in self.bad_calls:
@@ -61,6 +55,41 @@ class ToyRegressor(nn.Module):
         return StepOutput(
             loss=mse, terms={"mse": mse}, metrics={"pred_mean": float(pred.detach().mean())}, sample_size=len(pred)
         )
+
+
+class KilledAt(nn.Module):
+    """Wraps a trainable and raises ``Killed`` on training forward call ``kill_at`` (a crash)."""
+
+    def __init__(self, model: nn.Module, kill_at: Optional[int]) -> None:
+        super().__init__()
+        self.model, self.kill_at, self.calls = model, kill_at, 0
+
+    def set_num_updates(self, n: int) -> None:
+        if hasattr(self.model, "set_num_updates"):
+            self.model.set_num_updates(n)
+
+    def forward(self, batch: Dict[str, Any]) -> StepOutput:
+        if self.training and self.calls == self.kill_at:
+            raise Killed(f"killed at forward call {self.calls}")
+        self.calls += self.training
+        return self.model(batch)
+
+
+class AudioToy(nn.Module):
+    """A strided conv over real waveforms predicting each utterance's duration (loss depends on the batches)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(1, 4, kernel_size=64, stride=32)
+        self.dropout = nn.Dropout(0.2)
+        self.out = nn.Linear(4, 1)
+
+    def forward(self, batch: Dict[str, Any]) -> StepOutput:
+        h = torch.relu(self.conv(batch["audio"].unsqueeze(1))).mean(-1)  # (B, 4)
+        pred = self.out(self.dropout(h)).squeeze(-1)  # (B,)
+        target = batch["audio_lens"].float() / batch["sample_rate"]  # (B,) seconds
+        loss = ((pred - target) ** 2).mean()
+        return StepOutput(loss=loss, terms={"mse": loss}, sample_size=len(target))
 
 
 class ToySampler:
