@@ -2,9 +2,10 @@
 
 One pure function, :func:`edit_stats`, serves both WER (word sequences) and CER
 (character sequences). Costs are 1 for a substitution, deletion or insertion and 0 for
-a match. Among alignments of equal cost the backtrace prefers a match or substitution,
-then a deletion, then an insertion, so that the counts are deterministic and a
-one-to-one word swap reads as a substitution rather than a deletion plus an insertion.
+a match, so the error count is the edit distance. Among alignments with that many
+errors the one with the most matches wins, and remaining ties are broken from the
+left: a match or substitution first, then a deletion, then an insertion. The counts
+and alignments are therefore deterministic.
 
 Empty reference: the rate is ``errors / max(N, 1)``, i.e. an empty reference counts as
 one word. An empty reference with an empty hypothesis scores 0; with ``k`` inserted
@@ -62,41 +63,55 @@ class EditStats:
 
 def edit_stats(ref: Sequence[str], hyp: Sequence[str]) -> EditStats:
     """Minimum-edit alignment of ``ref`` to ``hyp`` (token sequences) and its S/D/I counts."""
-    n, m = len(ref), len(hyp)
-    # cost[i][j]: edits turning ref[:i] into hyp[:j]
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        cost[i][0] = i
-    for j in range(m + 1):
-        cost[0][j] = j
-    for i in range(1, n + 1):
-        row, prev = cost[i], cost[i - 1]
-        for j in range(1, m + 1):
-            diag = prev[j - 1] + (ref[i - 1] != hyp[j - 1])
-            row[j] = min(diag, prev[j] + 1, row[j - 1] + 1)
-    alignment = _backtrace(cost, ref, hyp)
+    cost = _suffix_costs(ref, hyp)
+    alignment = _walk(cost, ref, hyp)
     counts = {op: 0 for op in "CSDI"}
     for pair in alignment:
         counts[pair.op] += 1
-    return EditStats(counts["S"], counts["D"], counts["I"], n, alignment)
+    return EditStats(counts["S"], counts["D"], counts["I"], len(ref), alignment)
 
 
-def _backtrace(cost: List[List[int]], ref: Sequence[str], hyp: Sequence[str]) -> List[AlignedPair]:
-    """Walk the cost table back from the corner: diagonal first, then deletion, then insertion."""
-    i, j = len(ref), len(hyp)
+def _suffix_costs(ref: Sequence[str], hyp: Sequence[str]) -> List[List[Tuple[int, int]]]:
+    """``cost[i][j]`` = (edits, -matches) of the best alignment of ``ref[i:]`` with ``hyp[j:]``.
+
+    Edits come first; among equally short alignments the one with more matches wins
+    (``is on / on now`` aligns ``on`` with ``on`` rather than substituting twice).
+    """
+    n, m = len(ref), len(hyp)
+    cost = [[(0, 0)] * (m + 1) for _ in range(n + 1)]
+    for i in range(n - 1, -1, -1):
+        cost[i][m] = (n - i, 0)
+    for j in range(m - 1, -1, -1):
+        cost[n][j] = (m - j, 0)
+    for i in range(n - 1, -1, -1):
+        row, nxt = cost[i], cost[i + 1]
+        for j in range(m - 1, -1, -1):
+            same = ref[i] == hyp[j]
+            diag = (nxt[j + 1][0] + (not same), nxt[j + 1][1] - same)
+            dele = (nxt[j][0] + 1, nxt[j][1])
+            ins = (row[j + 1][0] + 1, row[j + 1][1])
+            row[j] = min(diag, dele, ins)
+    return cost
+
+
+def _walk(cost: List[List[Tuple[int, int]]], ref: Sequence[str], hyp: Sequence[str]) -> List[AlignedPair]:
+    """Follow optimal moves from the start: diagonal first, then deletion, then insertion."""
+    i, j, n, m = 0, 0, len(ref), len(hyp)
     pairs: List[AlignedPair] = []
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            op: Op = "C" if ref[i - 1] == hyp[j - 1] else "S"
-            pairs.append(AlignedPair(op, ref[i - 1], hyp[j - 1]))
-            i, j = i - 1, j - 1
-        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
-            pairs.append(AlignedPair("D", ref[i - 1], None))
-            i -= 1
+    while i < n or j < m:
+        here = cost[i][j]
+        if i < n and j < m:
+            same = ref[i] == hyp[j]
+            if here == (cost[i + 1][j + 1][0] + (not same), cost[i + 1][j + 1][1] - same):
+                pairs.append(AlignedPair("C" if same else "S", ref[i], hyp[j]))
+                i, j = i + 1, j + 1
+                continue
+        if i < n and here == (cost[i + 1][j][0] + 1, cost[i + 1][j][1]):
+            pairs.append(AlignedPair("D", ref[i], None))
+            i += 1
         else:
-            pairs.append(AlignedPair("I", None, hyp[j - 1]))
-            j -= 1
-    pairs.reverse()
+            pairs.append(AlignedPair("I", None, hyp[j]))
+            j += 1
     return pairs
 
 

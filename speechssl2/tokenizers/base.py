@@ -70,6 +70,8 @@ class TokenizerBase(ABC):
         atomic_write_text(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
         # The symbol table in id order, for people and for decoders that want a token file.
         atomic_write_text(out / "tokens.txt", "".join(f"{s}\n" for s in self.symbols))
+        # The spellable characters on one line: what ``bin.validate_data --set chars_file=`` reads.
+        atomic_write_text(out / "chars.txt", "".join(sorted(self.chars())) + "\n")
         return out
 
 
