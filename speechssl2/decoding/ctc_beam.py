@@ -12,9 +12,9 @@ Two modes, chosen by whether a lexicon is given:
 
 Without ``lm`` the search is a plain CTC prefix beam search.
 
-For a char tokenizer the boundary token is ``|``. SentencePiece has no standalone
-boundary (a piece starts a word), so ``<unk>`` takes the silence slot: a trained model
-never emits it, and the lexicon spells words with pieces directly.
+For a char tokenizer the silence is the word separator ``|``. SentencePiece has no
+separator (a piece starting with ``▁`` opens a word), so ``<unk>`` takes the silence
+slot: a trained model never emits it, and the lexicon spells words with pieces.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 def silence_token(tokenizer: TokenizerBase) -> str:
     """The token flashlight treats as silence / word boundary (module doc)."""
-    return tokenizer.word_boundary if tokenizer.word_boundary in tokenizer.symbols else "<unk>"
+    return tokenizer.separator if tokenizer.separator is not None else "<unk>"
 
 
 def write_lexicon(words: Iterable[str], tokenizer: TokenizerBase, path: str | os.PathLike) -> int:
@@ -80,7 +80,7 @@ class CTCBeamSearch:
         self.lexicon = lexicon
         sil = silence_token(tokenizer)
         self._sil = tokenizer.symbols.index(sil)
-        self._sil_is_boundary = sil == tokenizer.word_boundary
+        self._sil_is_separator = tokenizer.separator is not None
         options = dict(
             tokens=tokenizer.symbols, lm=lm, nbest=nbest, beam_size=beam_size, beam_threshold=beam_threshold,
             lm_weight=lm_weight, blank_token=BLANK_SYMBOL, sil_token=sil, unk_word="<unk>",
@@ -108,9 +108,9 @@ class CTCBeamSearch:
 
     def _hypothesis(self, hyp: object) -> Hypothesis:
         tokens: List[int] = [int(t) for t in hyp.tokens]  # type: ignore[attr-defined]  # blanks already gone
-        if self._sil_is_boundary:  # flashlight starts every path with a silence: not a token we emit
-            while tokens and tokens[0] == self._sil:
-                tokens.pop(0)
+        if self._sil_is_separator:  # flashlight opens (and may close) a path with extra silences
+            tokens = [t for i, t in enumerate(tokens) if t != self._sil or (i > 0 and tokens[i - 1] != self._sil)]
+            tokens = tokens[1:] if tokens[:1] == [self._sil] else tokens
         else:  # the borrowed <unk> slot is no token at all
             tokens = [t for t in tokens if t != self._sil]
         words = hyp.words  # type: ignore[attr-defined]

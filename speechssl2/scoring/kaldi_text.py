@@ -39,3 +39,23 @@ def write_text(path: str | os.PathLike, texts: Mapping[str, str]) -> None:
             raise ValueError(f"{path}: utterance id {utt!r} is empty or contains whitespace")
         lines.append(f"{utt} {text}".rstrip() + "\n")
     atomic_write_text(Path(path), "".join(lines))
+
+
+def read_transcripts(path: str | os.PathLike) -> Dict[str, str]:
+    """``{id: transcript}`` from a Kaldi ``text`` file or a Lhotse cut manifest (``*.jsonl[.gz]``).
+
+    Training stages (tokenizer, n-gram) accept either; a cut contributes the text of its
+    supervisions joined in time order, and a cut with no text is skipped.
+    """
+    name = Path(path).name
+    if not (name.endswith(".jsonl.gz") or name.endswith(".jsonl")):
+        return read_text(path)
+    from speechssl2.data.loader import open_cuts
+
+    out: Dict[str, str] = {}
+    for cut in open_cuts(path):
+        sups = sorted(cut.supervisions, key=lambda s: s.start)
+        text = " ".join(s.text for s in sups if s.text)
+        if text:
+            out[cut.id] = text
+    return out

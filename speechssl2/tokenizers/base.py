@@ -13,7 +13,7 @@ import json
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, List, Sequence
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence
 
 from speechssl2.config import atomic_write_text
 from speechssl2.registry import TOKENIZERS
@@ -55,8 +55,8 @@ class TokenizerBase(ABC):
 
     @property
     @abstractmethod
-    def word_boundary(self) -> str:
-        """The symbol that separates or starts words (``|`` for characters, ``▁`` for pieces)."""
+    def separator(self) -> Optional[str]:
+        """The token spelled after every word (``|`` for characters), None if words have none."""
 
     @abstractmethod
     def _save_args(self, out_dir: Path) -> Dict[str, Any]:

@@ -8,7 +8,7 @@ relies on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterable, List, Sequence
+from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence
 
 from speechssl2.registry import TOKENIZERS
 from speechssl2.text import normalize_text
@@ -45,7 +45,7 @@ class CharTokenizer(TokenizerBase):
         return list(self._symbols)
 
     @property
-    def word_boundary(self) -> str:
+    def separator(self) -> Optional[str]:
         return BOUNDARY
 
     def encode(self, text: str) -> List[int]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterable, List, Literal, Sequence
+from typing import Any, Dict, FrozenSet, Iterable, List, Literal, Optional, Sequence
 
 import sentencepiece as spm
 
@@ -73,8 +73,8 @@ class SentencePieceTokenizer(TokenizerBase):
         return list(self._symbols)
 
     @property
-    def word_boundary(self) -> str:
-        return WORD_START
+    def separator(self) -> Optional[str]:
+        return None  # a piece starting with "▁" opens a word; nothing closes it
 
     def encode(self, text: str) -> List[int]:
         norm = normalize_text(text)

@@ -1,0 +1,68 @@
+"""Build a KenLM n-gram (and a decoding lexicon) from training text (a recipe stage).
+
+    python -m speechssl2.bin.train_ngram --set texts=[data/en_train/cuts.jsonl.gz] \
+        --set out_dir=exp/lm/word3 --set order=3 --set unit=word --set tokenizer=data/lang_char
+
+``unit=word`` writes ``lm.bin`` (word n-gram) and, when ``tokenizer`` is given,
+``lexicon.txt`` spelling every training word with it: the pair lexicon search needs.
+``unit=token`` writes a token n-gram for lexicon-free search (``tokenizer`` required).
+When the KenLM binaries are absent (``tools/install_kenlm.sh`` not run) the stage logs
+why and exits 0 without output, so a recipe carries on with LM-free decoding.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Literal, Optional
+
+from speechssl2.config import add_config_args, load_config
+from speechssl2.decoding.ctc_beam import write_lexicon
+from speechssl2.lm.ngram import build_ngram, find_kenlm, lm_corpus_lines
+from speechssl2.logging_utils import setup_logging
+from speechssl2.scoring.kaldi_text import read_transcripts
+from speechssl2.text import normalize_text
+from speechssl2.tokenizers.base import load_tokenizer
+
+log = logging.getLogger("speechssl2.train_ngram")
+
+
+@dataclass
+class TrainNgramConfig:
+    texts: List[str]  # Kaldi text files or cut manifests
+    out_dir: str
+    order: int = 3
+    unit: Literal["word", "token"] = "word"
+    tokenizer: Optional[str] = None  # saved tokenizer directory (lexicon / token spelling)
+    binary: bool = True  # also write lm.bin with build_binary
+    prune: Optional[List[int]] = None  # lmplz --prune thresholds per order
+
+
+def train_ngram(cfg: TrainNgramConfig) -> Optional[Path]:
+    """The LM path, or None when KenLM is not installed."""
+    if find_kenlm() is None:
+        log.warning("KenLM binaries not found (run tools/install_kenlm.sh or set KENLM_BIN): "
+                    "skipping the n-gram LM; decode without an LM")
+        return None
+    texts = [t for path in cfg.texts for t in read_transcripts(path).values()]
+    tok = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
+    lm = build_ngram(lm_corpus_lines(texts, cfg.unit, tok), cfg.out_dir, cfg.order, cfg.binary, cfg.prune)
+    if cfg.unit == "word" and tok is not None:
+        words = {w for t in texts for w in normalize_text(t).split()}
+        n = write_lexicon(words, tok, Path(cfg.out_dir) / "lexicon.txt")
+        log.info("lexicon: %d words", n)
+    log.info("%d-gram %s LM on %d transcripts -> %s", cfg.order, cfg.unit, len(texts), lm)
+    return lm
+
+
+def main(argv: List[str] | None = None) -> Optional[Path]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+    return train_ngram(load_config(TrainNgramConfig, args.config, args.overrides))
+
+
+if __name__ == "__main__":
+    main()
