@@ -106,6 +106,10 @@ class CTCBeamSearch:
         results = self._decoder(emissions, lengths.cpu().to(torch.int32))
         return [[self._hypothesis(h) for h in nbest] for nbest in results]
 
+    def best(self, log_probs: Tensor, lengths: Tensor) -> List[Hypothesis]:
+        """The top hypothesis per utterance (the ``Search`` signature of ``decoding.runner``)."""
+        return [nbest[0] for nbest in self(log_probs, lengths)]
+
     def _hypothesis(self, hyp: object) -> Hypothesis:
         tokens: List[int] = [int(t) for t in hyp.tokens]  # type: ignore[attr-defined]  # blanks already gone
         if self._sil_is_separator:  # flashlight opens (and may close) a path with extra silences
