@@ -18,7 +18,7 @@ from typing import Any, Dict, List
 
 from speechssl2.config import add_config_args, load_config
 from speechssl2.logging_utils import setup_logging
-from speechssl2.registry import TOKENIZERS, check_arguments
+from speechssl2.registry import TOKENIZERS, RegistryError, check_arguments
 from speechssl2.scoring.kaldi_text import read_transcripts
 from speechssl2.tokenizers.base import TokenizerBase
 
@@ -36,7 +36,9 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> TokenizerBase:
     texts = [t for path in cfg.texts for t in read_transcripts(path).values()]
     if not texts:
         raise ValueError(f"no transcripts in {cfg.texts}")
-    name = cfg.tokenizer.get("name")
+    if "name" not in cfg.tokenizer:
+        raise RegistryError(f"tokenizer spec {cfg.tokenizer!r} has no 'name'; valid keys: {', '.join(TOKENIZERS.keys())}")
+    name = cfg.tokenizer["name"]
     cls = TOKENIZERS.get(name)
     options = {k: v for k, v in cfg.tokenizer.items() if k != "name"}
     check_arguments(cls.train, {"texts": texts, **options}, where=f"tokenizers.{name}.train")
