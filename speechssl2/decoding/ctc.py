@@ -26,7 +26,8 @@ def collapse(path: Sequence[int], blank: int = BLANK) -> List[int]:
     return out
 
 
-def _check(log_probs: Tensor, lengths: Tensor) -> None:
+def check_log_probs(log_probs: Tensor, lengths: Tensor) -> None:
+    """Shape and length checks shared by every CTC search, with errors that say what is off."""
     if log_probs.dim() != 3:
         raise ValueError(f"CTC decoding expects log-probs (B, T, V), got shape {tuple(log_probs.shape)}")
     if lengths.shape != log_probs.shape[:1]:
@@ -38,7 +39,7 @@ def _check(log_probs: Tensor, lengths: Tensor) -> None:
 @torch.no_grad()
 def ctc_greedy_ids(log_probs: Tensor, lengths: Tensor) -> List[List[int]]:
     """Best-path label ids per utterance: ``(B, T, V)``, ``(B,)`` -> B lists."""
-    _check(log_probs, lengths)
+    check_log_probs(log_probs, lengths)
     best = log_probs.argmax(dim=-1).cpu()  # (B, T)
     return [collapse(best[b, : int(n)].tolist()) for b, n in enumerate(lengths.cpu())]
 
@@ -48,7 +49,7 @@ def ctc_greedy(
     log_probs: Tensor, lengths: Tensor, decode: Optional[Callable[[List[int]], str]] = None,
 ) -> List[Hypothesis]:
     """Greedy hypotheses with their path score; text via ``decode`` (e.g. ``tokenizer.decode``)."""
-    _check(log_probs, lengths)
+    check_log_probs(log_probs, lengths)
     top, best = log_probs.max(dim=-1)  # (B, T) each
     mask = torch.arange(log_probs.shape[1], device=log_probs.device)[None] < lengths.to(log_probs.device)[:, None]
     scores = (top * mask).sum(dim=1).cpu()  # (B,)

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from speechssl2.config import atomic_write_text
-from speechssl2.decoding.ctc import _check
+from speechssl2.decoding.ctc import check_log_probs
 from speechssl2.decoding.hypothesis import Hypothesis
 from speechssl2.tokenizers.base import BLANK, BLANK_SYMBOL, TokenizerBase
 
@@ -101,7 +101,7 @@ class CTCBeamSearch:
 
     @torch.no_grad()
     def __call__(self, log_probs: Tensor, lengths: Tensor) -> List[List[Hypothesis]]:
-        _check(log_probs, lengths)
+        check_log_probs(log_probs, lengths)
         emissions = log_probs.detach().float().cpu().contiguous()  # (B, T, V)
         results = self._decoder(emissions, lengths.cpu().to(torch.int32))
         return [[self._hypothesis(h) for h in nbest] for nbest in results]
