@@ -72,3 +72,27 @@ def test_missing_features_or_wrong_mask_raise():
     out.features = None
     with pytest.raises(ValueError, match="no features"):
         obj(out, mask, {})
+
+
+def test_contrastive_objective_learns_predictable_targets():
+    """Context that can see the quantizer's input: loss falls far below chance, accuracy rises."""
+    torch.manual_seed(0)
+    feats = F.layer_norm(torch.randn(8, 30, 32), (32,))  # (B, T, C)
+    context_net = torch.nn.Linear(32, 24)
+    obj = OBJECTIVES.build({"name": "wav2vec2", "final_dim": 16, "num_negatives": 10, "feature_pen_weight": 0,
+                            "quantizer": {"num_vars": 16, "codebook_dim": 16}}, embed_dim=24, feature_dim=32)
+    optimizer = torch.optim.Adam([*obj.parameters(), *context_net.parameters()], lr=2e-3)
+    padding = torch.zeros(8, 30, dtype=torch.bool)
+    history = []
+    for _ in range(60):
+        out = UpstreamOutput([context_net(feats)], torch.full((8,), 30), padding, feats, None)
+        result = obj(out, torch.rand(8, 30) < 0.4, {})
+        optimizer.zero_grad()
+        result.weighted_loss().backward()
+        optimizer.step()
+        history.append((result.terms["contrastive"].item(), result.metrics["acc_masked"]))
+    first, last = history[:5], history[-5:]
+    chance = torch.log(torch.tensor(11.0)).item()
+    assert sum(l for l, _ in first) / 5 > 0.9 * chance
+    assert sum(l for l, _ in last) / 5 < 0.5 * chance
+    assert sum(a for _, a in last) / 5 > sum(a for _, a in first) / 5 + 0.3
