@@ -53,6 +53,7 @@ class TransformerLM(nn.Module):
         self.vocab_size: int = self.tokenizer.vocab_size
         self.embed_dim = embed_dim
         self.embed = nn.Embedding(self.vocab_size, embed_dim)
+        nn.init.normal_(self.embed.weight, std=embed_dim**-0.5)  # tied output: start near-uniform
         layer = nn.TransformerEncoderLayer(
             embed_dim, num_heads, ffn_dim, dropout, activation="gelu", batch_first=True, norm_first=True
         )
@@ -64,7 +65,7 @@ class TransformerLM(nn.Module):
         """(B, U) token ids, (B, U) True = padding -> (B, U, V) next-token logits."""
         length = inputs.shape[1]
         x = self.embed(inputs) * math.sqrt(self.embed_dim) + sinusoids(length, self.embed_dim, inputs.device)
-        causal = nn.Transformer.generate_square_subsequent_mask(length, device=inputs.device)  # (U, U)
+        causal = torch.ones(length, length, dtype=torch.bool, device=inputs.device).triu(1)  # (U, U) True = hidden
         x = self.layers(self.drop(x), mask=causal, src_key_padding_mask=padding_mask, is_causal=True)
         return F.linear(self.norm(x), self.embed.weight)  # (B, U, V), output tied to the embedding
 
@@ -108,5 +109,5 @@ class TransformerLM(nn.Module):
         logits = self.logits(inputs, pad)  # (B, U + 1, V)
         tokens = int((~pad).sum())
         nll = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100, reduction="sum") / tokens
-        return StepOutput(loss=nll, terms={"nll": nll.detach()}, metrics={"ppl": math.exp(min(float(nll), 50.0))},
+        return StepOutput(loss=nll, terms={"nll": nll.detach()}, metrics={"ppl": math.exp(min(float(nll.detach()), 50.0))},
                           sample_size=tokens)
