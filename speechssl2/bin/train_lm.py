@@ -43,7 +43,7 @@ class TextDataConfig:
 
 @dataclass
 class TrainLMConfig:
-    model: Dict[str, Any] = field(default_factory=lambda: {"name": "transformer_lm"})
+    model: Dict[str, Any] = field(default_factory=dict)  # MODELS spec; name defaults to transformer_lm
     text: TextDataConfig = field(default_factory=TextDataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     scheduler: Dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
@@ -101,7 +101,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     cfg = load_config(TrainLMConfig, args.config, args.overrides)
     if not cfg.text.train:
         parser.error("text.train (a text file or cut manifest) is required")
-    if cfg.model.get("name") != "transformer_lm":
+    cfg.model.setdefault("name", "transformer_lm")
+    if cfg.model["name"] != "transformer_lm":
         parser.error(f"model.name must be transformer_lm, got {cfg.model.get('name')!r}")
     train_cfg = cfg.trainer_config()
     validate(train_cfg)
