@@ -53,8 +53,8 @@ def _row(cells: List[str]) -> str:
     return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
 
 
-def plot_layer_weights(doc: Dict[str, Any], path: str | os.PathLike) -> None:
-    """One panel per upstream: softmax weight (y) per layer (x), one line per task."""
+def layer_weights_figure(doc: Dict[str, Any]) -> Any:
+    """A matplotlib figure: one panel per upstream, softmax weight (y) per layer (x), one line per task."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,10 +63,11 @@ def plot_layer_weights(doc: Dict[str, Any], path: str | os.PathLike) -> None:
     tags = list(doc["results"])
     fig, axes = plt.subplots(1, len(tags), figsize=(4 * len(tags), 3.2), squeeze=False, sharey=True)
     for ax, tag in zip(axes[0], tags):
+        num_layers = 0
         for name, result in doc["results"][tag].items():
             weights = result["layer_weights"]
-            ax.plot(range(len(weights)), weights, marker="o", label=name)
-        num_layers = len(next(iter(doc["results"][tag].values()))["layer_weights"])
+            num_layers = len(weights)
+            ax.plot(range(num_layers), weights, marker="o", label=name)
         ax.axhline(1.0 / num_layers, color="grey", linestyle=":", linewidth=1, label="uniform")
         ax.set_title(tag, fontsize=9)
         ax.set_xlabel("layer (0 = projected input)")
@@ -74,6 +75,14 @@ def plot_layer_weights(doc: Dict[str, Any], path: str | os.PathLike) -> None:
     axes[0][0].set_ylabel("softmax weight")
     axes[0][-1].legend(fontsize=8)
     fig.tight_layout()
+    return fig
+
+
+def plot_layer_weights(doc: Dict[str, Any], path: str | os.PathLike) -> None:
+    """Write ``layer_weights_figure(doc)`` as a PNG."""
+    import matplotlib.pyplot as plt
+
+    fig = layer_weights_figure(doc)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -1,0 +1,63 @@
+"""Probe config checks: upstream entries, globs in numeric order, tags, task validation."""
+from __future__ import annotations
+
+import pytest
+
+from speechssl2.config import ConfigError
+from speechssl2.probe.config import ProbeConfig, resolve_upstreams, task_configs
+from speechssl2.typecheck import ConfigTypeError
+
+TASK = {"train": "tr.jsonl.gz", "test": "te.jsonl.gz", "label": "speaker",
+        "downstream": {"name": "utterance_classifier"}}
+
+
+def test_presets_paths_and_globs_resolve_to_tagged_rows_in_numeric_order(tmp_path):
+    for step in (1000, 200, 30):
+        (tmp_path / "pretrain").mkdir(exist_ok=True)
+        (tmp_path / "pretrain" / f"checkpoint_{step}.pt").write_bytes(b"")
+    hf = tmp_path / "wavlm-hf"
+    hf.mkdir()
+    refs = resolve_upstreams([{"name": "hubert_tiny"}, str(tmp_path / "pretrain" / "checkpoint_*.pt"),
+                              {"path": str(hf), "tag": "wavlm (HF)", "source": "hf"}])
+    assert [r.tag for r in refs] == ["hubert_tiny (random init)", "pretrain/checkpoint_30", "pretrain/checkpoint_200",
+                                     "pretrain/checkpoint_1000", "wavlm (HF)"]
+    assert refs[0].preset == {"name": "hubert_tiny"} and refs[0].path is None
+    assert refs[4].path == str(hf) and refs[4].source == "hf"
+
+
+@pytest.mark.parametrize("entries, message", [
+    ([], "no upstream"),
+    ([{"name": "hubert_tiny"}, {"name": "hubert_tiny"}], "duplicate tag"),
+    ([{"name": "no_such_preset"}], "unknown preset 'no_such_preset'"),
+    ([{"name": "hubert_tiny", "path": "x.pt"}], "either 'path'"),
+    ([{"tag": "x"}], "either 'path'"),
+    (["/nonexistent/checkpoint.pt"], "no checkpoint found"),
+    ([{"path": "/nonexistent/*.pt"}], "no checkpoint found"),
+])
+def test_bad_upstream_entries_fail_at_start_up(entries, message):
+    with pytest.raises(ConfigError, match=message):
+        resolve_upstreams(entries)
+
+
+def test_checkpoint_entries_reject_unknown_keys_and_sources(tmp_path):
+    ckpt = tmp_path / "a.pt"
+    ckpt.write_bytes(b"")
+    with pytest.raises(ConfigError, match="takes only path, tag and source"):
+        resolve_upstreams([{"path": str(ckpt), "layers": 3}])
+    with pytest.raises(ConfigError, match="takes only path, tag and source"):
+        resolve_upstreams([{"path": str(ckpt), "source": "onnx"}])
+
+
+def test_task_configs_are_typed_and_checked():
+    tasks = task_configs(ProbeConfig(tasks={"sid": {**TASK, "epochs": 3}}))
+    assert tasks["sid"].epochs == 3 and tasks["sid"].label == "speaker"
+    with pytest.raises(ConfigError, match="no probing task"):
+        task_configs(ProbeConfig())
+    with pytest.raises(ConfigError, match="tasks.sid.label: required field missing"):
+        task_configs(ProbeConfig(tasks={"sid": {k: v for k, v in TASK.items() if k != "label"}}))
+    with pytest.raises(ConfigTypeError, match="tasks.sid.epochs"):
+        task_configs(ProbeConfig(tasks={"sid": {**TASK, "epochs": "many"}}))
+    with pytest.raises(ConfigError, match="unknown name 'lstm'.*ctc_asr"):
+        task_configs(ProbeConfig(tasks={"sid": {**TASK, "downstream": {"name": "lstm"}}}))
+    with pytest.raises(ConfigError, match=r"\['input_dim'\] are filled in"):
+        task_configs(ProbeConfig(tasks={"sid": {**TASK, "downstream": {"name": "ctc_asr", "input_dim": 3}}}))
