@@ -31,7 +31,7 @@ FILLED_IN = {"input_dim", "labels"}  # downstream arguments the probe supplies
 class TaskConfig:
     """One probing task: where its data is, which label field, which downstream, how long."""
 
-    train: str  # cut manifest (cuts.jsonl.gz)
+    train: str  # cut manifest (cuts.jsonl.gz); relative paths are under ProbeConfig.data_dir
     test: str
     label: str  # supervision field: text, speaker, language, gender or custom.<key>
     downstream: Dict[str, Any]  # {"name": DOWNSTREAMS key, **kwargs}; input_dim/labels are filled in
@@ -47,6 +47,7 @@ class TaskConfig:
 class ProbeConfig:
     upstreams: List[UpstreamEntry] = field(default_factory=list)
     tasks: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # parsed by ``task_configs``
+    data_dir: str = "."  # relative task manifests are found here (a recipe sets it to its data/)
     output_dir: str = "exp/probe"
     layer_norm: bool = True  # normalize every hidden state before the weighted sum
     cache: Literal["memory", "disk", "none"] = "memory"  # see speechssl2.probe.features
@@ -66,11 +67,12 @@ class UpstreamRef:
 
 
 def task_configs(cfg: ProbeConfig) -> Dict[str, TaskConfig]:
-    """Every task as a validated ``TaskConfig``; unknown downstreams fail here."""
+    """Every task as a validated ``TaskConfig`` with manifest paths under ``data_dir``; bad downstreams fail here."""
     if not cfg.tasks:
         raise ConfigError("tasks: no probing task configured")
     tasks = {name: from_dict(TaskConfig, spec, where=f"tasks.{name}") for name, spec in cfg.tasks.items()}
     for name, task in tasks.items():
+        task.train, task.test = str(Path(cfg.data_dir) / task.train), str(Path(cfg.data_dir) / task.test)
         if task.downstream.get("name") not in DOWNSTREAMS:
             raise ConfigError(f"tasks.{name}.downstream: unknown name {task.downstream.get('name')!r}; "
                               f"valid: {', '.join(DOWNSTREAMS.keys())}")

@@ -6,7 +6,6 @@ states come from a feature store (``speechssl2.probe.features``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import List, Optional, Protocol, Sequence, Tuple
 
 import torch
@@ -38,16 +37,6 @@ class ProbeModel(nn.Module):
     @torch.no_grad()
     def predict(self, hidden: Tensor, lengths: Tensor) -> List[str]:
         return self.downstream.predict(self.featurizer(hidden), lengths)
-
-
-@dataclass
-class ProbeRun:
-    """What one trained probe reports."""
-
-    value: float  # the downstream's metric on the test set, in percent
-    layer_weights: List[float]  # softmax weight per hidden layer after training
-    epoch_losses: List[float]  # mean training loss of every epoch
-    hypotheses: List[str]  # one prediction per test utterance, in test-set order
 
 
 def collate_features(features: Sequence[Tensor]) -> Tuple[Tensor, Tensor]:

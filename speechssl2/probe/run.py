@@ -17,9 +17,9 @@ from speechssl2.logging_utils import TensorBoard
 from speechssl2.models import build_upstream
 from speechssl2.probe.config import ProbeConfig, TaskConfig, UpstreamRef
 from speechssl2.probe.featurizer import Featurizer, FrozenUpstream
-from speechssl2.probe.features import FeatureStore, OnTheFlyFeatures, fingerprint, make_store
+from speechssl2.probe.features import fingerprint, make_store
 from speechssl2.probe.labels import LabelledSet, load_labelled_set
-from speechssl2.probe.loop import ProbeModel, predict_set, train_probe
+from speechssl2.probe.loop import Features, ProbeModel, predict_set, train_probe
 from speechssl2.registry import DOWNSTREAMS
 from speechssl2.train.trainer import seed_everything
 
@@ -60,9 +60,9 @@ def probe_upstream(ref: UpstreamRef, tasks: Dict[str, TaskConfig], data: TaskDat
     device = torch.device(cfg.device)
     frozen = load_frozen(ref, cfg.seed).to(device)
     key = fingerprint(frozen) if cfg.cache == "disk" else ""
-    stores: Dict[Tuple[str, Tuple[str, ...]], FeatureStore | OnTheFlyFeatures] = {}
+    stores: Dict[Tuple[str, Tuple[str, ...]], Features] = {}
 
-    def features(split: LabelledSet, desc: str) -> FeatureStore | OnTheFlyFeatures:
+    def features(split: LabelledSet, desc: str) -> Features:
         """One store per distinct set of cuts: tasks sharing a manifest share its features."""
         ident = (split.manifest, tuple(sorted(split.ids)))
         if ident not in stores:

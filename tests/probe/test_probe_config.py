@@ -49,8 +49,9 @@ def test_checkpoint_entries_reject_unknown_keys_and_sources(tmp_path):
 
 
 def test_task_configs_are_typed_and_checked():
-    tasks = task_configs(ProbeConfig(tasks={"sid": {**TASK, "epochs": 3}}))
+    tasks = task_configs(ProbeConfig(tasks={"sid": {**TASK, "epochs": 3, "test": "/abs/te.jsonl.gz"}}, data_dir="d"))
     assert tasks["sid"].epochs == 3 and tasks["sid"].label == "speaker"
+    assert (tasks["sid"].train, tasks["sid"].test) == ("d/tr.jsonl.gz", "/abs/te.jsonl.gz")  # under data_dir
     with pytest.raises(ConfigError, match="no probing task"):
         task_configs(ProbeConfig())
     with pytest.raises(ConfigError, match="tasks.sid.label: required field missing"):
