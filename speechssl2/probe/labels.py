@@ -40,7 +40,8 @@ def label_of(cut: Cut, field: str) -> str:
         key = field[len("custom."):]
         value = (sup.custom or {}).get(key)
         if value is None:
-            raise ValueError(f"cut {cut.id}: no label {field!r} (supervision custom fields: {sorted(sup.custom or {})})")
+            raise ValueError(f"cut {cut.id}: no label {field!r} "
+                             f"(supervision custom fields: {sorted(sup.custom or {})})")
         return str(value)
     if field not in SUPERVISION_FIELDS:
         raise ValueError(f"label field {field!r} unknown; use one of {', '.join(SUPERVISION_FIELDS)} or custom.<key>")

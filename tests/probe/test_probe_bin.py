@@ -45,7 +45,8 @@ def test_probe_cli_writes_table_plot_json_config_and_reuses_its_cache(fsdd_manif
     assert doc["results"]["wavlm_tiny (HF)"] == doc["results"]["wavlm_tiny (random init)"]  # same weights
     table = (out / "results.md").read_text(encoding="utf-8").splitlines()
     assert "| upstream | ks accuracy % ↑ | sid accuracy % ↑ | asr WER % ↓ |" in table
-    assert "| chance (majority label) | " + " | ".join(f"{doc['tasks'][t]['chance']:.2f}" for t in TASKS) + " |" in table
+    chance = " | ".join(f"{doc['tasks'][t]['chance']:.2f}" for t in TASKS)
+    assert f"| chance (majority label) | {chance} |" in table
     for tag in rows:
         values = doc["results"][tag]
         assert f"| {tag} | " + " | ".join(f"{values[t]['value']:.2f}" for t in TASKS) + " |" in table
