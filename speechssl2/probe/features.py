@@ -98,7 +98,7 @@ def make_store(mode: CacheMode, frozen: FrozenUpstream, cuts: Sequence[Cut], *, 
         raise ValueError(f"cache mode must be one of memory, disk, none; got {mode!r}")
     if cache_dir is None or not upstream_key:
         raise ValueError("cache mode 'disk' needs a cache_dir and an upstream_key")
-    path = cache_file(cache_dir, upstream_key, [c.id for c in cuts])
+    path = cache_file(cache_dir, upstream_key, cuts)
     if path.is_file():
         log.info("features: reusing %s", path)
         return FeatureStore(torch.load(path, map_location="cpu", weights_only=True))
@@ -108,11 +108,13 @@ def make_store(mode: CacheMode, frozen: FrozenUpstream, cuts: Sequence[Cut], *, 
     return FeatureStore(features)
 
 
-def cache_file(cache_dir: Path, upstream_key: str, ids: Sequence[str]) -> Path:
-    """``<cache_dir>/<hash>.pt``, the hash over the upstream fingerprint and the sorted cut ids."""
+def cache_file(cache_dir: Path, upstream_key: str, cuts: Sequence[Cut]) -> Path:
+    """``<cache_dir>/<hash>.pt``: the hash covers the upstream fingerprint and, for every cut in id
+    order, its id, span and audio source(s), so re-prepared audio is never served stale features."""
     digest = hashlib.sha1(upstream_key.encode())
-    for cut_id in sorted(ids):
-        digest.update(cut_id.encode() + b"\0")
+    for cut in sorted(cuts, key=lambda c: c.id):
+        sources = [src.source for src in cut.recording.sources] if cut.has_recording else []
+        digest.update(f"{cut.id}\0{cut.start}\0{cut.duration}\0{sources}\0".encode())
     return Path(cache_dir) / f"{digest.hexdigest()[:20]}.pt"
 
 

@@ -51,8 +51,10 @@ def test_disk_cache_is_reused_and_keyed_by_weights_and_cuts(cuts, tmp_path, monk
     for a, b in zip(first.load(ids), again.load(ids)):
         assert torch.equal(a, b)
     assert F.fingerprint(frozen(1)) != F.fingerprint(up)  # other weights: another cache file
-    assert F.cache_file(tmp_path, "k", ids) != F.cache_file(tmp_path, "k", ids[:-1])
-    assert F.cache_file(tmp_path, "k", ids) == F.cache_file(tmp_path, "k", ids[::-1])
+    key = F.cache_file(tmp_path, "k", cuts)
+    assert key == F.cache_file(tmp_path, "k", cuts[::-1])  # order does not matter
+    assert key != F.cache_file(tmp_path, "k", cuts[:-1])  # the set of cuts does
+    assert key != F.cache_file(tmp_path, "k", [*cuts[:-1], cuts[-1].truncate(duration=0.1)])  # and their span
     with pytest.raises(AssertionError, match="extracted again"):
         F.make_store("disk", up, cuts[:2], batch_size=4, device=CPU, cache_dir=tmp_path, upstream_key="k")
 
