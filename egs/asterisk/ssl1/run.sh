@@ -6,6 +6,8 @@
 #
 # Stages:
 #   0  data: Lhotse manifests en_train/en_dev/en_test + pool, validation report per set
+#   1-7 shared SSL pipeline, see ssl.sh: tokenizer, HuBERT targets, pre-training,
+#       CTC fine-tuning, n-gram LM, decoding, RESULTS.md
 #
 # Usage: ./run.sh [--stage N] [--stop_stage M] [--work_dir DIR]
 set -euo pipefail
@@ -17,6 +19,7 @@ stage=0
 stop_stage=100
 sounds_dir=/usr/share/asterisk/sounds
 work_dir=.            # data/ and exp/ are written here
+pretrain_model=hubert # conf/pretrain_<model>.yaml
 . utils/parse_options.sh
 
 conf=$(pwd)/conf
@@ -30,4 +33,9 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   run_stage data "$conf/data.yaml $sounds_dir/" -- \
     python -m speechssl2.bin.prepare_data --config "$conf/data.yaml" \
       --set corpus.corpus_dir="$sounds_dir" --set output_dir="$work_dir/data"
+fi
+
+if [ "$stop_stage" -ge 1 ]; then
+  ./ssl.sh --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
+    --conf "$conf" --pretrain_model "$pretrain_model"
 fi

@@ -3,6 +3,8 @@
 #
 # Stages:
 #   0  data: Lhotse manifests (train/test, official split) + validation report per set
+#   1-7 shared SSL pipeline, see ssl.sh: tokenizer, HuBERT targets, pre-training,
+#       CTC fine-tuning, n-gram LM, decoding, RESULTS.md
 #
 # Usage: ./run.sh --fsdd_dir /path/to/fsdd/recordings [--stage N] [--stop_stage M] [--work_dir DIR]
 set -euo pipefail
@@ -14,6 +16,7 @@ stage=0
 stop_stage=100
 fsdd_dir=../../../../shared/data/fsdd/recordings
 work_dir=.            # data/ and exp/ are written here
+pretrain_model=hubert # conf/pretrain_<model>.yaml
 . utils/parse_options.sh
 
 conf=$(pwd)/conf
@@ -28,4 +31,10 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   run_stage data "$conf/data.yaml $fsdd_dir" -- \
     python -m speechssl2.bin.prepare_data --config "$conf/data.yaml" \
       --set corpus.corpus_dir="$fsdd_dir" --set output_dir="$work_dir/data"
+fi
+
+if [ "$stop_stage" -ge 1 ]; then
+  ./ssl.sh --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
+    --conf "$conf" --pretrain_model "$pretrain_model" --pretrain_set train --train_set train --dev_set test --test_sets test --labeled_sets "train test" --pnmi true \
+    --decode_checkpoint checkpoint_last.pt  # FSDD has no dev split: test only monitors
 fi

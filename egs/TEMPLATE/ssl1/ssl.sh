@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Shared SSL pipeline stages, called by each corpus's run.sh after its data stage.
+# Every stage is one `python -m speechssl2.bin.<x>` call; utils/run_stage.sh skips a
+# stage whose command and inputs are unchanged, and the Python stages resume when killed.
+#
+# Stages:
+#   1  tokenizer (characters) on the labeled training transcripts; re-validate sets against it
+#   2  HuBERT iteration-1 targets on the pre-training set: MFCC -> k-means -> labels on cuts (+PNMI)
+#   3  SSL pre-training (conf/pretrain_<model>.yaml)
+#   4  CTC fine-tuning of the pre-trained upstream (conf/finetune_ctc.yaml)
+#   5  word n-gram LM with KenLM (skipped with a message when KenLM is not built)
+#   6  decoding of the test sets: CTC greedy, and CTC beam search + n-gram LM
+#   7  RESULTS.md: every scored experiment in one table
+set -euo pipefail
+. ./path.sh
+. ./cmd.sh
+
+stage=1
+stop_stage=100
+work_dir=.
+conf=conf
+pretrain_set=pool           # unlabeled set for pre-training
+train_set=en_train          # labeled set for fine-tuning
+dev_set=en_dev
+test_sets=en_test
+labeled_sets="en_train en_dev en_test"
+pretrain_model=hubert       # conf/pretrain_<model>.yaml
+pnmi=false                  # PNMI report of the targets (needs transcripts on pretrain_set)
+decode_checkpoint=checkpoint_best.pt  # best on dev_set; use checkpoint_last.pt when dev_set is a test set
+. utils/parse_options.sh
+
+data=$work_dir/data
+exp=$work_dir/exp
+marks=$exp/.stages
+run_stage() { utils/run_stage.sh "$marks" "$@"; }
+lang=$data/lang_char
+pt_exp=$exp/pretrain_$pretrain_model
+ft_exp=$exp/finetune_${pretrain_model}_ctc
+lm_dir=$exp/lm_word3
+targets="$conf/targets_iter1.yaml"
+tgt=(--config "$targets" --set cuts="$data/$pretrain_set/cuts.jsonl.gz" --set exp_dir="$exp/hubert_targets")
+
+if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
+  echo "Stage 1: character tokenizer -> $lang; transcripts re-validated against it"
+  run_stage tokenizer "$conf/tokenizer.yaml $data/$train_set/cuts.jsonl.gz" -- \
+    python -m speechssl2.bin.train_tokenizer --config "$conf/tokenizer.yaml" \
+      --set "texts=[$data/$train_set/cuts.jsonl.gz]" --set out_dir="$lang"
+  for s in $labeled_sets; do
+    run_stage "validate_$s" "$lang/chars.txt $data/$s/cuts.jsonl.gz" -- \
+      python -m speechssl2.bin.validate_data --set cuts="$data/$s/cuts.jsonl.gz" \
+        --set chars_file="$lang/chars.txt" --set report="$data/$s/report_chars.txt"
+  done
+fi
+
+if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
+  echo "Stage 2: HuBERT iteration-1 targets (MFCC k-means) for $pretrain_set"
+  for step in dump_features learn_kmeans dump_labels; do
+    run_stage "targets_$step" "$targets $data/$pretrain_set/cuts.jsonl.gz" -- \
+      python -m speechssl2.bin.$step "${tgt[@]}"
+  done
+  if [ "$pnmi" = true ]; then
+    run_stage targets_pnmi "$targets $data/$pretrain_set/cuts.jsonl.gz" -- python -m speechssl2.bin.pnmi "${tgt[@]}"
+  fi
+fi
+
+if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
+  echo "Stage 3: $pretrain_model pre-training on $pretrain_set -> $pt_exp"
+  run_stage "pretrain_$pretrain_model" "$conf/pretrain_$pretrain_model.yaml $data/$pretrain_set" -- \
+    train_cmd python -m speechssl2.bin.train --config "$conf/pretrain_$pretrain_model.yaml" \
+      --set data.train="$data/$pretrain_set/cuts_hubert_iter1.jsonl.gz" --set exp_dir="$pt_exp"
+fi
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  echo "Stage 4: CTC fine-tuning on $train_set -> $ft_exp"
+  run_stage "finetune_$pretrain_model" "$conf/finetune_ctc.yaml $pt_exp/checkpoint_last.pt $lang" -- \
+    train_cmd python -m speechssl2.bin.finetune --config "$conf/finetune_ctc.yaml" \
+      --set model.encoder.upstream="$pt_exp/checkpoint_last.pt" --set model.tokenizer="$lang" \
+      --set data.train="$data/$train_set/cuts.jsonl.gz" --set data.valid="$data/$dev_set/cuts.jsonl.gz" \
+      --set exp_dir="$ft_exp"
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  echo "Stage 5: word 3-gram LM -> $lm_dir"
+  run_stage ngram "$conf/ngram.yaml $data/$train_set/cuts.jsonl.gz $lang" -- \
+    python -m speechssl2.bin.train_ngram --config "$conf/ngram.yaml" \
+      --set "texts=[$data/$train_set/cuts.jsonl.gz]" --set out_dir="$lm_dir" --set tokenizer="$lang"
+fi
+
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  for test in $test_sets; do
+    for dec in greedy beam_lm; do
+      [ "$dec" = beam_lm ] && [ ! -f "$lm_dir/lm.bin" ] && { echo "Stage 6: no n-gram LM in $lm_dir: skipping $dec"; continue; }
+      echo "Stage 6: decode $test with $dec -> $ft_exp/decode_${dec}_$test"
+      run_stage "decode_${pretrain_model}_${dec}_$test" "$conf/decode_$dec.yaml $ft_exp/$decode_checkpoint" -- \
+        python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" \
+          --set checkpoint="$ft_exp/$decode_checkpoint" --set cuts="$data/$test/cuts.jsonl.gz" \
+          --set out_dir="$ft_exp/decode_${dec}_$test" --set lm_dir="$lm_dir" \
+          --set meta.upstream="$pretrain_model" --set meta.finetune_set="$train_set" --set meta.test_set="$test"
+    done
+  done
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  echo "Stage 7: results table -> $work_dir/RESULTS.md"
+  python -m speechssl2.bin.results --set exp_dir="$exp" --set output="$work_dir/RESULTS.md" \
+    --set plot="$work_dir/RESULTS.png"
+  cat "$work_dir/RESULTS.md"
+fi
