@@ -5,7 +5,7 @@ PY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv debian-deps bench clean-venv
+.PHONY: demo test venv debian-deps kenlm clean-venv
 
 $(STAMP): setup.py tools/setup_venv.sh
 	bash tools/setup_venv.sh $(VENV)
@@ -16,10 +16,15 @@ venv: $(STAMP)
 debian-deps:
 	bash tools/install_debian_deps.sh
 
+# KenLM's lmplz/build_binary for the n-gram LM stage and its tests (minutes, once).
+kenlm: $(STAMP)
+	bash tools/install_kenlm.sh $(PY)
+
 test: debian-deps $(STAMP)
+	@bash tools/install_kenlm.sh $(PY) || echo "KenLM not built: the n-gram tests will be skipped (see above)"
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
 
-demo: debian-deps $(STAMP)
+demo: debian-deps $(STAMP) kenlm
 	cd egs/asterisk/ssl1 && PATH=$(abspath $(VENV))/bin:$$PATH ./run.sh
 	@echo "Demo finished. Results: egs/asterisk/ssl1/RESULTS.md, data reports: egs/asterisk/ssl1/data/*/report.txt, logs: egs/asterisk/ssl1/exp/"
 

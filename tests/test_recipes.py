@@ -59,5 +59,8 @@ def test_fsdd_recipe_data_stages(tmp_path, fsdd_dir):
     assert _count(data / "train" / "cuts.jsonl.gz") == 2700
     assert _count(data / "test" / "cuts.jsonl.gz") == 300
     assert "2700 kept" in (data / "train" / "report.txt").read_text()
+    tokens = (data / "lang_char" / "tokens.txt").read_text().split()
+    assert tokens[0] == "<blank>" and set("zeroonetwothreefourfivesixseveneightnine") <= set(tokens)
+    assert "0 dropped" in (data / "test" / "report_chars.txt").read_text()
     again = sh(args, tmp_path)
     assert again.returncode == 0 and "up to date, skipping" in again.stdout

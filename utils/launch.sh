@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Launch a training command locally or through Slurm, with torchrun when >1 process.
-#   utils/launch.sh --launcher local|slurm --ngpu N --nnodes M [--slurm_opts "..."] -- python -m ...
+#   utils/launch.sh [--launcher local|slurm] [--ngpu N] [--nnodes M] [--slurm_opts "..."] -- python -m ...
 # local, ngpu<=1, 1 node: runs the command as is (CPU or one GPU).
 # local, ngpu>1: torchrun --standalone with one process per GPU.
 # slurm: srun starts one torchrun per node; rendezvous on the first node of the job.
 set -euo pipefail
-launcher=local; ngpu=0; nnodes=1; slurm_opts=""; port=29500
+# Defaults come from the environment (a recipe's cmd.sh exports them).
+launcher=${launcher:-local}; ngpu=${ngpu:-0}; nnodes=${nnodes:-1}; slurm_opts=${slurm_opts:-}; port=${port:-29500}
 while [ $# -gt 0 ] && [ "$1" != "--" ]; do
   case "$1" in
     --launcher) launcher=$2 ;;

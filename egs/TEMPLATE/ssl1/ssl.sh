@@ -66,14 +66,14 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "Stage 3: $pretrain_model pre-training on $pretrain_set -> $pt_exp"
   run_stage "pretrain_$pretrain_model" "$conf/pretrain_$pretrain_model.yaml $data/$pretrain_set" -- \
-    train_cmd python -m speechssl2.bin.train --config "$conf/pretrain_$pretrain_model.yaml" \
+    $train_cmd -- python -m speechssl2.bin.train --config "$conf/pretrain_$pretrain_model.yaml" \
       --set data.train="$data/$pretrain_set/cuts_hubert_iter1.jsonl.gz" --set exp_dir="$pt_exp"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "Stage 4: CTC fine-tuning on $train_set -> $ft_exp"
   run_stage "finetune_$pretrain_model" "$conf/finetune_ctc.yaml $pt_exp/checkpoint_last.pt $lang" -- \
-    train_cmd python -m speechssl2.bin.finetune --config "$conf/finetune_ctc.yaml" \
+    $train_cmd -- python -m speechssl2.bin.finetune --config "$conf/finetune_ctc.yaml" \
       --set model.encoder.upstream="$pt_exp/checkpoint_last.pt" --set model.tokenizer="$lang" \
       --set data.train="$data/$train_set/cuts.jsonl.gz" --set data.valid="$data/$dev_set/cuts.jsonl.gz" \
       --set exp_dir="$ft_exp"

@@ -1,7 +1,8 @@
-# How training stages are launched. local: this machine (torchrun when ngpu > 1);
-# slurm: srun starts one torchrun per node (set nnodes, ngpu and slurm_opts).
-launcher=local
-ngpu=0          # GPUs per node; 0 = CPU
-nnodes=1
-slurm_opts="--time=72:00:00"
-train_cmd() { utils/launch.sh --launcher "$launcher" --ngpu "$ngpu" --nnodes "$nnodes" --slurm_opts "$slurm_opts" -- "$@"; }
+# How training stages are launched (read by utils/launch.sh from the environment).
+# local: this machine (torchrun when ngpu > 1); slurm: srun starts one torchrun per
+# node (set nnodes, ngpu and slurm_opts).
+export launcher=local
+export ngpu=0          # GPUs per node; 0 = CPU
+export nnodes=1
+export slurm_opts="--time=72:00:00"
+train_cmd=utils/launch.sh
