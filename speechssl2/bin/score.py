@@ -21,20 +21,9 @@ from typing import List
 from speechssl2.config import add_config_args, load_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.kaldi_text import read_text
-from speechssl2.scoring.report import ScoreReport, score_texts, write_report
+from speechssl2.scoring.report import ExperimentMeta, ScoreReport, score_texts, write_report
 
 log = logging.getLogger("speechssl2.score")
-
-
-@dataclass
-class ExperimentMeta:
-    """The RESULTS.md columns that describe what was scored."""
-
-    upstream: str = "-"
-    finetune_set: str = "-"
-    decoder: str = "-"
-    lm: str = "-"
-    test_set: str = "-"
 
 
 @dataclass

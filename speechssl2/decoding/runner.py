@@ -1,4 +1,4 @@
-"""Run a CTC search over batches with a progress bar and real-time factors.
+"""Run a search (CTC or transducer) over batches with a progress bar and real-time factors.
 
 The batches come from any iterable, typically a generator that runs the acoustic model:
 the time spent producing a batch counts into the total RTF, the search alone into the
@@ -26,7 +26,7 @@ Search = Callable[[Tensor, Tensor], List[Hypothesis]]
 @dataclass
 class DecodeBatch:
     ids: List[str]
-    log_probs: Tensor  # (B, T, V)
+    emissions: Tensor  # what the search reads: CTC log-probs (B, T, V) or transducer encoder output (B, T, D)
     lengths: Tensor  # (B,) valid frames
     audio_seconds: float  # summed duration of the batch's utterances
 
@@ -57,10 +57,10 @@ def run_decoding(batches: Iterable[DecodeBatch], search: Search, total: Optional
     run = DecodeRun()
     start = time.perf_counter()
     for batch in progress(batches, desc=desc, total=total):
-        if len(batch.ids) != batch.log_probs.shape[0]:
-            raise ValueError(f"batch has {len(batch.ids)} ids for {batch.log_probs.shape[0]} log-prob rows")
+        if len(batch.ids) != batch.emissions.shape[0]:
+            raise ValueError(f"batch has {len(batch.ids)} ids for {batch.emissions.shape[0]} emission rows")
         t0 = time.perf_counter()
-        hyps = search(batch.log_probs, batch.lengths)
+        hyps = search(batch.emissions, batch.lengths)
         run.search_seconds += time.perf_counter() - t0
         for utt, hyp in zip(batch.ids, hyps):
             if utt in run.hyps:

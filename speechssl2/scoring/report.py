@@ -24,6 +24,17 @@ from speechssl2.text import normalize_text
 
 
 @dataclass
+class ExperimentMeta:
+    """The RESULTS.md columns that describe what was scored."""
+
+    upstream: str = "-"
+    finetune_set: str = "-"
+    decoder: str = "-"
+    lm: str = "-"
+    test_set: str = "-"
+
+
+@dataclass
 class UttScore:
     utt_id: str
     ref: str

@@ -64,6 +64,25 @@ def load_checkpoint(path: str | os.PathLike) -> Dict[str, Any]:
     return state
 
 
+def load_trained_model(path: str | os.PathLike, names: Sequence[str] = ()) -> Tuple[torch.nn.Module, Dict[str, Any]]:
+    """Rebuild the model a training checkpoint describes (``config.model``), load its weights, eval mode.
+
+    ``names`` restricts the model kinds a caller accepts (e.g. a decoder wants ``ctc`` or
+    ``transducer``), so a wrong checkpoint fails here with its name, not deep in a search.
+    """
+    from speechssl2.registry import MODELS
+
+    state = load_checkpoint(path)
+    spec = (state.get("config") or {}).get("model")
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise RuntimeError(f"checkpoint {path} has no config.model spec; was it written by the speechssl2 trainer?")
+    if names and spec["name"] not in names:
+        raise ValueError(f"checkpoint {path} holds a {spec['name']!r} model; expected one of {', '.join(names)}")
+    model = MODELS.build(spec)
+    model.load_state_dict(state["model"])
+    return model.eval(), state
+
+
 def numbered_checkpoints(exp_dir: str | os.PathLike) -> List[Tuple[int, Path]]:
     """``[(num_updates, path), ...]`` of ``checkpoint_<updates>.pt`` files, oldest first."""
     found = []

@@ -1,0 +1,38 @@
+"""Decode and score a cut manifest with a fine-tuned checkpoint (a recipe stage).
+
+    python -m speechssl2.bin.decode --config conf/decode_beam_lm.yaml \
+        --set checkpoint=exp/finetune_ctc/checkpoint_best.pt --set cuts=data/test/cuts.jsonl.gz \
+        --set out_dir=exp/finetune_ctc/decode_beam_lm_test --set lm_dir=exp/lm_word3 \
+        --set meta.upstream=hubert_tiny --set meta.finetune_set=train --set meta.test_set=test
+
+Decoders (``speechssl2.decoding.pipeline``): CTC greedy / beam (+ KenLM fusion, lexicon
+or lexicon-free), transducer greedy / beam (+ Transformer LM fusion), any beam +
+Transformer LM n-best rescoring. Writes ``text``, ``ref``, ``wer.txt``,
+``alignments.txt``, ``top_errors.txt`` and ``result.json`` (with the RTF) to ``out_dir``.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import List, Optional
+
+from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.decoding.pipeline import DecodeConfig, decode
+from speechssl2.logging_utils import setup_logging
+from speechssl2.scoring.report import ScoreReport
+
+
+def main(argv: Optional[List[str]] = None) -> ScoreReport:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    cfg = load_config(DecodeConfig, args.config, args.overrides)
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(out_dir / "decode.log")
+    save_config(cfg, out_dir / "decode.yaml")
+    return decode(cfg)[1]
+
+
+if __name__ == "__main__":
+    main()

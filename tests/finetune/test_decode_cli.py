@@ -1,0 +1,101 @@
+"""bin.decode: a fine-tuned checkpoint + a cut manifest -> hypotheses, scores and result.json."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from finetune_helpers import CHARS, DIGITS, NO_MASKS, fsdd_batch, overfit
+from speechssl2.bin import decode
+from speechssl2.lm.ngram import build_ngram, find_kenlm
+from speechssl2.registry import MODELS
+from speechssl2.scoring.kaldi_text import read_text
+from speechssl2.scoring.results import collect_results
+from test_finetune_cli import NAMES, fsdd_cuts
+
+CTC = {"name": "ctc", "tokenizer": CHARS,
+       "encoder": {"upstream": {"name": "wav2vec2_tiny", "feature_dropout": 0.0}, **NO_MASKS}}
+
+
+def save_trained(model: torch.nn.Module, spec: dict, path) -> str:
+    """The two entries of a trainer checkpoint that decoding reads."""
+    torch.save({"model": model.state_dict(), "config": {"model": spec}}, path)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def trained(fsdd_dir, tmp_path_factory):
+    """A CTC model overfitted on four FSDD utterances, its checkpoint and their cut manifest."""
+    tmp = tmp_path_factory.mktemp("decode")
+    torch.manual_seed(0)
+    model = MODELS.build(CTC)
+    overfit(model, fsdd_batch(fsdd_dir, NAMES), steps=100)
+    return save_trained(model, CTC, tmp / "ctc.pt"), fsdd_cuts(fsdd_dir, tmp / "cuts.jsonl.gz")
+
+
+def run(checkpoint, cuts, out_dir, *sets):
+    args = [f"checkpoint={checkpoint}", f"cuts={cuts}", f"out_dir={out_dir}", "device=cpu",
+            "meta.upstream=wav2vec2_tiny", "meta.test_set=four", *sets]
+    return decode.main([a for s in args for a in ("--set", s)])
+
+
+@pytest.mark.slow
+def test_greedy_decoding_writes_hypotheses_scores_and_rtf(trained, tmp_path):
+    checkpoint, cuts = trained
+    report = run(checkpoint, cuts, tmp_path / "greedy", "decoder=greedy")
+    assert report.wer == 0.0
+    assert sorted(read_text(tmp_path / "greedy" / "text").values()) == sorted(DIGITS[:4])
+    result = json.loads((tmp_path / "greedy" / "result.json").read_text())
+    assert (result["decoder"], result["lm"], result["num_utts"], result["test_set"]) == ("ctc greedy", "none", 4, "four")
+    assert result["rtf"] > 0
+    assert [r["decoder"] for r in collect_results(tmp_path)] == ["ctc greedy"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(find_kenlm() is None, reason="KenLM not built (tools/install_kenlm.sh)")
+def test_beam_search_with_word_lm_and_lexicon(trained, tmp_path):
+    checkpoint, cuts = trained
+    lm_dir = tmp_path / "lm"
+    build_ngram([" ".join(DIGITS[:4])] * 3 + DIGITS, lm_dir, order=2, binary=True)
+    (lm_dir / "lexicon.txt").write_text("".join(f"{w} {' '.join(w)} |\n" for w in DIGITS))
+    report = run(checkpoint, cuts, tmp_path / "beam", "decoder=beam", "ngram=true", f"lm_dir={lm_dir}",
+                 "lm_weight=0.5")
+    assert report.wer == 0.0
+    result = json.loads((tmp_path / "beam" / "result.json").read_text())
+    assert result["decoder"] == "ctc beam (beam 20)"
+    assert result["lm"] == "lm lexicon x0.5"
+
+
+def test_beam_lm_without_an_lm_file_decodes_without_lm_and_says_so(trained, tmp_path):
+    checkpoint, cuts = trained
+    (tmp_path / "lm").mkdir()
+    report = run(checkpoint, cuts, tmp_path / "beam", "decoder=beam", "ngram=true", f"lm_dir={tmp_path / 'lm'}")
+    assert "no n-gram LM" in (tmp_path / "beam" / "decode.log").read_text()
+    assert json.loads((tmp_path / "beam" / "result.json").read_text())["lm"] == "none"
+    assert report.wer == 0.0
+
+
+def test_transducer_checkpoint_decodes_every_cut(fsdd_dir, tmp_path):
+    spec = {"name": "transducer", "tokenizer": CHARS, "encoder": CTC["encoder"],
+            "predictor": {"embed_dim": 16, "hidden_dim": 16}, "joint_dim": 16}
+    torch.manual_seed(0)
+    checkpoint = save_trained(MODELS.build(spec), spec, tmp_path / "rnnt.pt")
+    cuts = fsdd_cuts(fsdd_dir, tmp_path / "cuts.jsonl.gz")
+    for decoder in ("greedy", "beam"):
+        run(checkpoint, cuts, tmp_path / decoder, f"decoder={decoder}", "beam_size=2")
+        assert len(read_text(tmp_path / decoder / "text")) == len(NAMES)
+        assert json.loads((tmp_path / decoder / "result.json").read_text())["decoder"].startswith(f"transducer {decoder}")
+
+
+def test_a_pretraining_checkpoint_is_refused_by_name(tmp_path):
+    spec = {"name": "transformer_lm", "tokenizer": CHARS, "embed_dim": 16, "num_layers": 1, "num_heads": 2}
+    checkpoint = save_trained(MODELS.build(spec), spec, tmp_path / "lm.pt")
+    with pytest.raises(ValueError, match=r"lm\.pt holds a 'transformer_lm' model; expected one of ctc, transducer"):
+        run(checkpoint, tmp_path / "none.jsonl.gz", tmp_path / "out")
+
+
+def test_rescoring_a_one_best_list_is_an_error(trained, tmp_path):
+    checkpoint, cuts = trained
+    with pytest.raises(ValueError, match="rescore_lm needs decoder=beam and nbest >= 2"):
+        run(checkpoint, cuts, tmp_path / "out", "decoder=greedy", f"rescore_lm={checkpoint}")
