@@ -8,8 +8,8 @@ import torch
 from speechssl2.models import build_upstream
 from speechssl2.registry import ENCODERS, PRESETS, RegistryError
 
-TINY = ["wav2vec2_tiny", "hubert_tiny", "wavlm_tiny", "w2v_bert_tiny"]
-ENCODER_OF = {"transformer": "wav2vec2_tiny", "conformer": "w2v_bert_tiny"}
+TINY = ["wav2vec2_tiny", "hubert_tiny", "wavlm_tiny", "w2v_bert_tiny", "wav2vec_tiny"]
+ENCODER_OF = {"transformer": "wav2vec2_tiny", "conformer": "w2v_bert_tiny", "wav2vec_context": "wav2vec_tiny"}
 
 
 def real_batch(fsdd_dir, n=3):
