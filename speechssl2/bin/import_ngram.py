@@ -1,0 +1,79 @@
+"""Import a released ARPA word LM (e.g. LibriSpeech's official 4-gram) for CTC beam search.
+
+    python -m speechssl2.bin.import_ngram --set arpa=corpora/lm/4-gram.arpa.gz \\
+        --set words=corpora/lm/librispeech-lexicon.txt --set tokenizer=data/lang_char --set out_dir=exp/lm_4gram
+
+Writes the same pair as ``bin.train_ngram`` (``lm.bin`` + ``lexicon.txt``) into ``out_dir``:
+the ARPA file lower-cased (our transcripts go through ``normalize_text``; the released
+LibriSpeech LM is upper case) and binarized with KenLM ``build_binary``, and a lexicon
+spelling every word of ``words`` (first column) with the tokenizer. Without the KenLM
+binaries it logs why and exits 0, like ``bin.train_ngram``.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import List, Optional
+
+from speechssl2.config import add_config_args, load_config
+from speechssl2.decoding.ctc_beam import write_lexicon
+from speechssl2.lm.ngram import _run, find_kenlm
+from speechssl2.logging_utils import setup_logging
+from speechssl2.text import normalize_text
+from speechssl2.tokenizers.base import load_tokenizer
+
+log = logging.getLogger("speechssl2.import_ngram")
+
+
+@dataclass
+class ImportNgramConfig:
+    arpa: str  # ARPA file (.arpa or .arpa.gz)
+    words: str  # word list or lexicon (word in the first column of each line)
+    tokenizer: str  # saved tokenizer directory that spells the lexicon
+    out_dir: str
+    lowercase: bool = True  # lower-case the ARPA n-grams (transcripts are normalized to lower case)
+
+
+def import_ngram(cfg: ImportNgramConfig) -> Optional[Path]:
+    """The ``lm.bin`` path, or None when KenLM is not installed."""
+    bin_dir = find_kenlm()
+    if bin_dir is None:
+        log.warning("KenLM binaries not found (run tools/install_kenlm.sh or set KENLM_BIN): skipping %s", cfg.arpa)
+        return None
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    arpa = Path(cfg.arpa)
+    if cfg.lowercase or arpa.suffix == ".gz":
+        plain = out / "lm.arpa"
+        opener = gzip.open if arpa.suffix == ".gz" else open
+        with opener(arpa, "rt", encoding="utf-8") as src, open(plain, "w", encoding="utf-8") as dst:
+            for line in src:
+                dst.write(line.lower() if cfg.lowercase else line)
+        arpa = plain
+    lm_bin = out / "lm.bin"
+    _run([str(bin_dir / "build_binary"), str(arpa), str(lm_bin)], out / "build_binary.log")
+    words = {normalize_text(line.split(maxsplit=1)[0]) for line in _lines(Path(cfg.words)) if line.strip()}
+    n = write_lexicon((w for w in words if w), load_tokenizer(cfg.tokenizer), out / "lexicon.txt")
+    log.info("imported %s -> %s; lexicon: %d words", cfg.arpa, lm_bin, n)
+    return lm_bin
+
+
+def _lines(path: Path) -> List[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return f.read().splitlines()
+
+
+def main(argv: List[str] | None = None) -> Optional[Path]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser)
+    args = parser.parse_args(argv)
+    setup_logging()
+    return import_ngram(load_config(ImportNgramConfig, args.config, args.overrides))
+
+
+if __name__ == "__main__":
+    main()
