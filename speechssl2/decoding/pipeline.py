@@ -190,7 +190,7 @@ def score_run(cfg: DecodeConfig, run: DecodeRun, columns: Dict[str, str]) -> Sco
     write_text(out / "text", hyps)
     write_text(out / "ref", refs)
     report = score_texts(refs, {utt: hyps[utt] for utt in refs})
-    described = {k: v for k, v in cfg.meta.__dict__.items() if v != "-"}
+    described = {k: v for k, v in cfg.meta.__dict__.items() if v not in ("-", None)}
     meta = {**columns, **described, "checkpoint": cfg.checkpoint, "rtf": round(run.rtf, 4),
             "search_rtf": round(run.search_rtf, 4), "unscored": len(unscored)}
     write_report(report, out, meta)

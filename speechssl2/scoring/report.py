@@ -16,7 +16,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from speechssl2.config import atomic_write_text
 from speechssl2.scoring.wer import EditStats, char_stats, format_alignment, word_stats
@@ -32,6 +32,7 @@ class ExperimentMeta:
     decoder: str = "-"
     lm: str = "-"
     test_set: str = "-"
+    seed: Optional[int] = None  # fine-tuning seed, for tables of the spread over seeds
 
 
 @dataclass

@@ -15,8 +15,8 @@ from speechssl2.config import atomic_write_text
 
 COLUMNS = [  # (header, result.json key)
     ("upstream", "upstream"), ("fine-tune set", "finetune_set"), ("decoder", "decoder"), ("LM", "lm"),
-    ("test set", "test_set"), ("#utts", "num_utts"), ("WER %", "wer"), ("CER %", "cer"),
-    ("S", "substitutions"), ("D", "deletions"), ("I", "insertions"),
+    ("test set", "test_set"), ("seed", "seed"), ("#utts", "num_utts"), ("WER %", "wer"), ("CER %", "cer"),
+    ("S", "substitutions"), ("D", "deletions"), ("I", "insertions"), ("RTF", "rtf"),
 ]
 REQUIRED = ("num_utts", "wer", "cer", "substitutions", "deletions", "insertions")
 
@@ -34,7 +34,7 @@ def collect_results(exp_dir: str | os.PathLike) -> List[Dict[str, Any]]:
             raise ValueError(f"{path}: missing field(s) {', '.join(absent)}; was it written by speechssl2.bin.score?")
         row["path"] = str(path.parent.relative_to(exp_dir))
         rows.append(row)
-    rows.sort(key=lambda r: tuple(str(r.get(k, "")) for _, k in COLUMNS[:5]) + (r["path"],))
+    rows.sort(key=lambda r: tuple(str(r.get(k, "")) for _, k in COLUMNS[:6]) + (r["path"],))
     return rows
 
 

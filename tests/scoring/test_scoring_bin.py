@@ -91,10 +91,10 @@ def test_results_cli_collects_every_experiment_into_one_table(tmp_path: Path):
     rows = results_bin.main(["--set", f"exp_dir={tmp_path / 'exp'}", "--set", f"output={out}", "--set", f"plot={png}"])
     assert [r["decoder"] for r in rows] == ["beam", "greedy"]
     table = [line for line in out.read_text().splitlines() if line.startswith("|")]
-    assert table[0].startswith("| upstream | fine-tune set | decoder | LM | test set | #utts | WER % | CER %")
+    assert table[0].startswith("| upstream | fine-tune set | decoder | LM | test set | seed | #utts | WER % | CER %")
     assert len(table) == 2 + 2
-    assert "| beam | 3gram | - | 3 | 33.33 |" in table[2]  # u3 now right: 3 errors / 9 words
-    assert "| greedy | 3gram | - | 3 | 55.56 |" in table[3]
+    assert "| beam | 3gram | - | - | 3 | 33.33 |" in table[2]  # u3 now right: 3 errors / 9 words
+    assert "| greedy | 3gram | - | - | 3 | 55.56 |" in table[3]
     assert png.stat().st_size > 1000 and png.read_bytes()[:4] == b"\x89PNG"
 
 
