@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 from lhotse import CutSet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -112,3 +111,144 @@ def test_data_stage_reports_missing_audio(prepared):
 def test_limited_sets_nest(prepared):
     ids = {n: {c.id for c in CutSet.from_file(prepared / n / "cuts.jsonl.gz")} for n in ("train_10m", "train_1h", "train_10h")}
     assert ids["train_10m"] < ids["train_1h"] < ids["train_10h"]
+
+
+# --- every conf/*.yaml of the recipe loads into its stage's config and validates ---------------
+
+CONF = RECIPE / "conf"
+NEW_OBJECTIVES = ("wav2vec", "w2v_bert")  # written concurrently; skipped (with the key named) until registered
+
+
+def _kind(path: Path) -> str:
+    for prefix in ("pretrain_", "finetune_", "targets_", "decode_", "lm_"):
+        if path.name.startswith(prefix):
+            return prefix.rstrip("_")
+    return path.stem  # data, tokenizer
+
+
+def test_recipe_has_every_paper_config():
+    names = {p.name for p in CONF.glob("*.yaml")}
+    models = ["wav2vec2_base", "wav2vec2_large", "hubert_base_iter1", "hubert_base_iter2", "hubert_large",
+              "wavlm_base", "wavlm_base_plus", "wavlm_large", "w2v_bert", "ils_hubert", "wav2vec"]
+    want = {f"pretrain_{m}.yaml" for m in models} | {f"finetune_ctc_{s}.yaml" for s in ("10min", "1h", "10h", "100h", "960h")}
+    want |= {"data.yaml", "tokenizer.yaml", "lm_4gram.yaml", "lm_transformer.yaml", "decode_greedy.yaml",
+             "decode_beam_4gram.yaml", "decode_beam_4gram_transformer.yaml"} | {f"targets_iter{k}.yaml" for k in (1, 2, 3)}
+    assert want <= names, sorted(want - names)
+
+
+def test_every_hyper_parameter_line_cites_a_source():
+    """Model, objective, optimizer, schedule and trainer values of the paper configs carry a comment."""
+    keys = ("lr:", "max_updates:", "target_batch_seconds:", "max_duration:", "num_classes:", "final_dim:",
+            "num_negatives:", "warmup_updates", "freeze_updates:", "time_mask:", "channel_mask:", "masking:")
+    for path in sorted(CONF.glob("*.yaml")):
+        if _kind(path) not in ("pretrain", "finetune"):
+            continue
+        for line in path.read_text().splitlines():
+            if line.strip().startswith(keys):
+                assert "#" in line, f"{path.name}: no source comment on {line.strip()!r}"
+
+
+def _objective_or_skip(name: str):
+    from speechssl2.registry import OBJECTIVES
+
+    if name not in OBJECTIVES:
+        if name in NEW_OBJECTIVES:
+            pytest.skip(f"objective {name!r} is not registered yet (being written); valid: {OBJECTIVES.keys()}")
+        raise AssertionError(f"objective {name!r} is not registered; valid: {OBJECTIVES.keys()}")
+    return OBJECTIVES.get(name)
+
+
+def _check_ssl_model(spec: dict) -> None:
+    """Build the model on the meta device (every constructor runs, nothing is allocated); when an
+    upstream cannot be built on meta, check every component's argument names and types instead."""
+    import torch
+
+    from speechssl2.masking import SpanMasker
+    from speechssl2.models.upstream import resolve_spec
+    from speechssl2.registry import ENCODERS, FRONTENDS, MODELS, check_arguments
+
+    for obj in spec["objectives"]:
+        _objective_or_skip(obj["name"])
+    try:
+        with torch.device("meta"):
+            model = MODELS.build(spec)
+        assert sum(p.numel() for p in model.parameters()) > 10_000_000  # paper size, not a tiny preset
+        return
+    except RuntimeError as err:
+        if "meta" not in str(err):
+            raise
+    full = resolve_spec(spec["upstream"])
+    for family, key in ((FRONTENDS, "frontend"), (ENCODERS, "encoder")):
+        sub = dict(full[key])
+        check_arguments(family.get(sub.pop("name")), sub, where=f"upstream.{key}")
+    SpanMasker(**spec["masking"])
+    for obj in spec["objectives"]:
+        kwargs = {k: v for k, v in obj.items() if k not in ("name", "weight")}
+        sizes = {"embed_dim": full["encoder"]["embed_dim"], "feature_dim": 512}
+        check_arguments(_objective_or_skip(obj["name"]), {**sizes, **kwargs}, where=f"objectives.{obj['name']}")
+
+
+def _check(path: Path) -> None:
+    from speechssl2.config import load_config
+    from speechssl2.registry import CORPORA, MODELS, check_arguments
+
+    kind = _kind(path)
+    if kind in ("pretrain", "finetune"):
+        from speechssl2.train.config import TrainConfig, validate
+
+        cfg = load_config(TrainConfig, path)
+        validate(cfg)
+        assert cfg.trainer.target_batch_seconds, "batch must be set in seconds of audio per update"
+        if kind == "pretrain":
+            _check_ssl_model(cfg.model)
+        else:
+            from speechssl2.finetune.encoder import FineTuneEncoder
+
+            check_arguments(MODELS.get(cfg.model["name"]), {k: v for k, v in cfg.model.items() if k != "name"}, "model")
+            check_arguments(FineTuneEncoder, cfg.model["encoder"], "model.encoder")
+    elif kind == "targets":
+        from speechssl2.targets.config import TargetsConfig
+
+        load_config(TargetsConfig, path)
+    elif kind == "decode":
+        try:
+            from speechssl2.decoding.pipeline import DecodeConfig
+        except ImportError as err:
+            pytest.skip(f"speechssl2.decoding.pipeline.DecodeConfig not importable yet: {err}")
+        load_config(DecodeConfig, path)
+    elif path.name == "lm_4gram.yaml":
+        from speechssl2.bin.import_ngram import ImportNgramConfig
+
+        load_config(ImportNgramConfig, path)
+    elif path.name == "lm_transformer.yaml":
+        from speechssl2.bin.train_lm import TrainLMConfig
+
+        cfg = load_config(TrainLMConfig, path)
+        check_arguments(MODELS.get(cfg.model["name"]), {k: v for k, v in cfg.model.items() if k != "name"}, "model")
+    elif kind == "data":
+        from speechssl2.bin.prepare_data import PrepareDataConfig
+
+        cfg = load_config(PrepareDataConfig, path)
+        corpus = {k: v for k, v in cfg.corpus.items() if k != "name"}
+        check_arguments(CORPORA.get(cfg.corpus["name"]), {**corpus, "output_dir": "x"}, "corpus")
+    elif kind == "tokenizer":
+        from speechssl2.bin.train_tokenizer import TrainTokenizerConfig
+
+        load_config(TrainTokenizerConfig, path)
+    else:
+        raise AssertionError(f"{path.name}: no validation rule for this kind of config")
+
+
+@pytest.mark.parametrize("path", sorted(CONF.glob("*.yaml")), ids=lambda p: p.name)
+def test_config_validates(path):
+    _check(path)
+
+
+def test_run_sh_stage_configs_exist():
+    """Every conf file run.sh names for a stage is present (decoders, fine-tuning sets, targets)."""
+    run = (RECIPE / "run.sh").read_text()
+    for dec in ("greedy", "beam_4gram", "beam_4gram_transformer"):
+        assert dec in run and (CONF / f"decode_{dec}.yaml").is_file()
+    for tag in ("10min", "1h", "10h", "100h", "960h"):
+        assert tag in run and (CONF / f"finetune_ctc_{tag}.yaml").is_file()
+    assert (RECIPE / "ssl.sh").resolve() == (REPO / "egs" / "TEMPLATE" / "ssl1" / "ssl.sh").resolve()
