@@ -28,9 +28,10 @@ def transformer(size: str, wavlm: bool = False, **extra: Any) -> Spec:
     return {"name": "transformer", **dims, **buckets, **extra}
 
 
-def upstream(frontend: Spec, encoder: Spec, normalize: bool, feature_dropout: float = 0.1) -> Spec:
+def upstream(frontend: Spec, encoder: Spec, normalize: bool, feature_dropout: float = 0.1,
+             mask_mode: str = "learned") -> Spec:
     return {"frontend": frontend, "encoder": encoder, "normalize_waveform": normalize,
-            "feature_dropout": feature_dropout}
+            "feature_dropout": feature_dropout, "mask_mode": mask_mode}
 
 
 @PRESETS.register("wav2vec2_base")
@@ -80,10 +81,15 @@ def wav2vec2_conformer_large() -> Spec:
 
 @PRESETS.register("w2v_bert")
 def w2v_bert() -> Spec:
-    """w2v-BERT XL: log-mel + conv2d subsampling, 24 conformer blocks (12 contrastive + 12 MLM)."""
+    """w2v-BERT XL: log-mel + conv2d subsampling, 24 conformer blocks (12 contrastive + 12 MLM).
+
+    Masked frames are replaced by random vectors (``mask_mode: random``), as in the paper;
+    log-mels are normalized per utterance (see ``fbank_frontend``).
+    """
     conformer = {"name": "conformer", "embed_dim": 1024, "num_layers": 24, "num_heads": 8, "ffn_dim": 4096,
                  "depthwise_kernel": 31}
-    return upstream({"name": "fbank", "channels": 128}, conformer, normalize=False)
+    fbank = {"name": "fbank", "channels": 128, "normalize": True}
+    return upstream(fbank, conformer, normalize=False, mask_mode="random")
 
 
 @PRESETS.register("wav2vec2_tiny")
@@ -105,4 +111,5 @@ def wavlm_tiny() -> Spec:
 def w2v_bert_tiny() -> Spec:
     conformer = {"name": "conformer", "embed_dim": 64, "num_layers": 2, "num_heads": 4, "ffn_dim": 128,
                  "depthwise_kernel": 15}
-    return upstream({"name": "fbank", "channels": 16}, conformer, normalize=False)
+    fbank = {"name": "fbank", "channels": 16, "normalize": True}
+    return upstream(fbank, conformer, normalize=False, mask_mode="random")

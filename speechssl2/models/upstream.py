@@ -2,12 +2,14 @@
 
 ``forward(wav (B, S), lengths (B,), time_mask (B, T) | None) -> UpstreamOutput``. The
 pre-training objectives compute span masks themselves and pass them in as
-``time_mask``; masked frames are replaced (after projection) by ``mask_emb``.
+``time_mask``; masked frames are replaced (after projection) by the learned ``mask_emb``
+(``mask_mode: learned``; wav2vec 2.0, HuBERT, WavLM) or by a fresh standard-normal
+vector per masked frame and forward pass (``mask_mode: random``; w2v-BERT).
 """
 from __future__ import annotations
 
 import copy
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Literal, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
@@ -16,14 +18,16 @@ from speechssl2.interfaces import UpstreamOutput
 from speechssl2.models.functional import normalize_waveform, padding_mask
 from speechssl2.registry import ENCODERS, FRONTENDS, PRESETS
 
-SPEC_KEYS = ("frontend", "encoder", "normalize_waveform", "feature_dropout")
+SPEC_KEYS = ("frontend", "encoder", "normalize_waveform", "feature_dropout", "mask_mode")
+
+MaskMode = Literal["learned", "random"]
 
 
 class Upstream(nn.Module):
     """Frontend + feature projection + encoder, with the checks every caller needs."""
 
     def __init__(self, frontend: nn.Module, encoder: nn.Module, normalize_waveform: bool = False,
-                 feature_dropout: float = 0.0) -> None:
+                 feature_dropout: float = 0.0, mask_mode: MaskMode = "learned") -> None:
         super().__init__()
         self.frontend, self.encoder = frontend, encoder
         self.feature_dim: int = frontend.output_dim  # C
@@ -32,7 +36,11 @@ class Upstream(nn.Module):
         self.feature_norm = nn.LayerNorm(self.feature_dim)
         self.feature_proj = nn.Linear(self.feature_dim, self.embed_dim)
         self.feature_drop = nn.Dropout(feature_dropout)
-        self.mask_emb = nn.Parameter(torch.empty(self.embed_dim).uniform_())
+        if mask_mode not in ("learned", "random"):
+            raise ValueError(f"upstream: mask_mode must be 'learned' or 'random', got {mask_mode!r}")
+        self.mask_mode = mask_mode
+        # "random" has no mask embedding at all: no parameter that never gets a gradient.
+        self.mask_emb = nn.Parameter(torch.empty(self.embed_dim).uniform_()) if mask_mode == "learned" else None
         self.spec: Dict[str, Any] = {}  # the resolved spec, filled by build_upstream (saved in checkpoints)
 
     @property
@@ -58,7 +66,8 @@ class Upstream(nn.Module):
             if time_mask.shape != pad.shape or time_mask.dtype != torch.bool:
                 raise ValueError(f"time_mask must be a bool tensor of shape {tuple(pad.shape)} (B, T), "
                                  f"got {time_mask.dtype} {tuple(time_mask.shape)}")
-            x = torch.where(time_mask[..., None], self.mask_emb.to(x.dtype), x)
+            fill = self.mask_emb.to(x.dtype) if self.mask_emb is not None else torch.randn_like(x)  # (D,) | (B, T, D)
+            x = torch.where(time_mask[..., None], fill, x)
         out = self.encoder(x, frames)
         return UpstreamOutput(hidden_states=out.hidden_states, lengths=frames, padding_mask=pad,
                               features=features, features_pen=features_pen)
@@ -110,6 +119,7 @@ def build_upstream(spec: Mapping[str, Any]) -> Upstream:
         ENCODERS.build(full["encoder"]),
         normalize_waveform=full.get("normalize_waveform", False),
         feature_dropout=full.get("feature_dropout", 0.0),
+        mask_mode=full.get("mask_mode", "learned"),
     )
     upstream.spec = full
     return upstream

@@ -26,6 +26,7 @@ class QuantizerOutput:
     prob_perplexity: Tensor  # scalar, differentiable: sum_g exp(H(mean softmax_g))
     code_perplexity: float  # sum_g exp(H(mean hard one-hot_g)): how many entries are in use
     num_vars: int  # G * V, the maximum of both perplexities
+    onehot: Optional[Tensor] = None  # (N, G, V) the hard choices, straight-through gradients when training
 
 
 def straight_through_gumbel(logits: Tensor, tau: float, gumbels: Tensor) -> Tensor:
@@ -107,7 +108,7 @@ class GumbelQuantizer(nn.Module):
         else:
             onehot, codes = hard, hard_index
         q = torch.einsum("ngv,gvd->ngd", onehot, self.codebooks).reshape(n, self.codebook_dim)
-        return QuantizerOutput(q, codes, prob_ppl, code_ppl, self.num_groups * self.num_vars)
+        return QuantizerOutput(q, codes, prob_ppl, code_ppl, self.num_groups * self.num_vars, onehot)
 
 
 def diversity_loss(prob_perplexity: Tensor, num_vars: int) -> Tensor:
