@@ -1,0 +1,273 @@
+"""Encoder training-step throughput: speechssl2 vs transformers vs torchaudio, same weights.
+
+For each model (BASE-size wav2vec 2.0, HuBERT, WavLM) a ``transformers`` model is built
+from its default config with random init (no hub access), saved to a temporary folder
+and imported into speechssl2 with ``speechssl2.models.io.hf.load_hf`` and into torchaudio
+with ``torchaudio.models.wav2vec2.utils.import_huggingface_model``: all three hold the
+same weights. torchaudio's WavLM cannot take lengths (its attention asserts on the
+padding mask in torchaudio 2.11), so it runs the padded batch unmasked: the same compute.
+Each timed step is forward + backward in train mode (dropouts on,
+LayerDrop and HF's SpecAugment off so every implementation does the same work) on one
+padded batch whose lengths fall linearly from ``--seconds`` to 60 % of it.
+
+Timing: the implementations are run round-robin, ``--repeats`` times each after one
+warm-up step, and the median step is reported, so load from other processes hits them
+alike; compare ratios within one run, not absolute numbers across runs.
+
+Memory: on CUDA ``torch.cuda.max_memory_allocated`` over one step. On CPU the peak of
+the tensor memory the torch profiler (``profile_memory=True``) sees allocated and freed
+during one step, at operator granularity, parameter gradients included (they are reset
+to None before the step); RSS-based numbers would mix in the allocator's caching.
+
+FLOPs: counted once per model with ``torch.utils.flop_counter.FlopCounterMode`` on the
+speechssl2 step (matmuls and convs, forward + backward); "TFLOP/s" divides that same count
+by each implementation's step time, and on CUDA MFU is that over the device's dense
+bf16 peak.
+
+    python bench/encoder.py --models wav2vec2,hubert,wavlm --batch 4 --seconds 4 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+from torch import Tensor, nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from speechssl2.models.io.hf import load_hf  # noqa: E402
+
+SAMPLE_RATE = 16000
+IMPLS = ("speechssl2", "transformers", "torchaudio")
+HF_CLASSES = {"wav2vec2": ("Wav2Vec2Model", "Wav2Vec2Config"), "hubert": ("HubertModel", "HubertConfig"),
+              "wavlm": ("WavLMModel", "WavLMConfig")}
+PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}  # dense
+
+
+def hf_model(kind: str, seed: int, tiny: bool) -> nn.Module:
+    """A randomly initialised BASE-size (or, with ``tiny``, a 2-layer) transformers model."""
+    import transformers
+
+    model_name, cfg_name = HF_CLASSES[kind]
+    overrides = dict(layerdrop=0.0, mask_time_prob=0.0, mask_feature_prob=0.0)
+    if tiny:
+        overrides.update(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
+                         conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+    torch.manual_seed(seed)
+    return getattr(transformers, model_name)(getattr(transformers, cfg_name)(**overrides))
+
+
+def build_all(kind: str, impls: List[str], seed: int, tiny: bool) -> Dict[str, nn.Module]:
+    """The same weights in every requested implementation."""
+    ref = hf_model(kind, seed, tiny)
+    models: Dict[str, nn.Module] = {}
+    if "speechssl2" in impls:
+        with tempfile.TemporaryDirectory() as tmp:
+            ref.save_pretrained(tmp)
+            models["speechssl2"], _ = load_hf(tmp)
+    if "torchaudio" in impls:
+        from torchaudio.models.wav2vec2.utils import import_huggingface_model
+
+        with warnings.catch_warnings(), _quiet_logging():
+            warnings.simplefilter("ignore")
+            models["torchaudio"] = import_huggingface_model(ref)
+    if "transformers" in impls:
+        models["transformers"] = ref
+    return models
+
+
+@contextlib.contextmanager
+def _quiet_logging():
+    import logging
+
+    logger = logging.getLogger("torchaudio")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def make_batch(batch: int, seconds: float, device: torch.device, seed: int = 0):
+    """Padded waveforms (B, S) and lengths (B,) falling linearly from ``seconds`` to 0.6 x."""
+    gen = torch.Generator().manual_seed(seed)
+    longest = int(seconds * SAMPLE_RATE)
+    fractions = torch.linspace(1.0, 0.6, batch) if batch > 1 else torch.ones(1)
+    lengths = (fractions * longest).long()
+    wav = torch.randn(batch, longest, generator=gen) * 0.1
+    wav[torch.arange(longest)[None] >= lengths[:, None]] = 0.0
+    return wav.to(device), lengths.to(device)
+
+
+def step_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool) -> Callable[[], None]:
+    """One forward + backward of ``mean(last_hidden_state ** 2)``."""
+    mask = (torch.arange(wav.shape[1], device=wav.device)[None] < lengths[:, None]).long()
+    wavlm = type(model).__name__ != "Upstream" and hasattr(model, "encoder") and \
+        any("rel_attn_embed" in name for name, _ in model.named_parameters())
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+
+    def forward() -> Tensor:
+        if impl == "speechssl2":
+            return model(wav, lengths).last_hidden_state
+        if impl == "torchaudio":  # its WavLM asserts on a padding mask (2.11): run it unmasked, same compute
+            return model(wav, None if wavlm else lengths)[0]
+        return model(wav, attention_mask=mask).last_hidden_state
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        with autocast():
+            out = forward()
+        out.float().pow(2).mean().backward()
+
+    return step
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(step: Callable[[], None], device: torch.device) -> float:
+    """Peak tensor memory of one step above what was allocated before it (module doc)."""
+    if device.type == "cuda":
+        sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        step()
+        sync(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            step()
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return peak / 2**20
+
+
+def count_flops(step: Callable[[], None]) -> float:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def device_peak_tflops(device: torch.device) -> Optional[float]:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+
+
+def bench_model(kind: str, args: argparse.Namespace, device: torch.device) -> List[Dict[str, object]]:
+    models = build_all(kind, args.impls, args.seed, args.tiny)
+    wav, lengths = make_batch(args.batch, args.seconds, device)
+    audio_seconds = float(lengths.sum()) / SAMPLE_RATE
+    amp = device.type == "cuda" and not args.fp32
+    steps = {}
+    for impl in args.impls:
+        model = models[impl].to(device).train()
+        if args.compile:
+            model = torch.compile(model)
+        steps[impl] = step_fn(impl, model, wav, lengths, amp)
+    flops = count_flops(step_fn("speechssl2", models["speechssl2"], wav, lengths, amp)) \
+        if "speechssl2" in models and not args.compile else float("nan")
+    for step in steps.values():  # warm-up (and compilation)
+        step()
+    times: Dict[str, List[float]] = {impl: [] for impl in args.impls}
+    for _ in range(args.repeats):
+        for impl, step in steps.items():
+            sync(device)
+            start = time.perf_counter()
+            step()
+            sync(device)
+            times[impl].append(time.perf_counter() - start)
+    memory = {impl: peak_memory_mb(step, device) for impl, step in steps.items()} if not args.no_memory else {}
+    peak = device_peak_tflops(device)
+    rows = []
+    for impl in args.impls:
+        median = statistics.median(times[impl])
+        tflops = flops / median / 1e12
+        rows.append(dict(model=kind, impl=impl, step_s=median, audio_per_s=audio_seconds / median,
+                         mem_mb=memory.get(impl, float("nan")), tflops=tflops,
+                         mfu=(tflops / peak) if peak else None))
+    base = {r["impl"]: r["audio_per_s"] for r in rows}
+    for r in rows:
+        others = [v for k, v in base.items() if k != "speechssl2"]
+        r["vs_ours"] = r["audio_per_s"] / base["speechssl2"] if "speechssl2" in base else float("nan")
+        r["ours_vs_best_peer"] = (base["speechssl2"] / max(others)) if others and "speechssl2" in base else None
+    return rows
+
+
+def markdown(rows: List[Dict[str, object]], show_mfu: bool) -> str:
+    head = ["model", "impl", "step (s)", "audio s / s", "x speechssl2", "peak mem (MiB)", "TFLOP/s"]
+    if show_mfu:
+        head.append("MFU")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["model"], r["impl"], f"{r['step_s']:.3f}", f"{r['audio_per_s']:.2f}", f"{r['vs_ours']:.2f}",
+                 f"{r['mem_mb']:.0f}", f"{r['tflops']:.3f}"]
+        if show_mfu:
+            cells.append(f"{100 * r['mfu']:.1f} %" if r["mfu"] is not None else "n/a")
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    summary = []
+    for kind in dict.fromkeys(r["model"] for r in rows):
+        ratio = next(r["ours_vs_best_peer"] for r in rows if r["model"] == kind)
+        if ratio is not None:
+            summary.append(f"{kind}: speechssl2 / fastest peer = {ratio:.2f}x")
+    return "\n".join(lines) + ("\n\n" + "; ".join(summary) if summary else "")
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--models", default="wav2vec2,hubert,wavlm", help="comma list of wav2vec2, hubert, wavlm")
+    p.add_argument("--impls", default=",".join(IMPLS), help="comma list of " + ", ".join(IMPLS))
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=4.0, help="longest utterance of the batch")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--compile", action="store_true", help="torch.compile every model (FLOPs not counted then)")
+    p.add_argument("--fp32", action="store_true", help="on CUDA, no bf16 autocast")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--no-memory", action="store_true", help="skip the (profiled, slower) memory step")
+    p.add_argument("--tiny", action="store_true", help="2-layer, 64-dim models (smoke tests)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
+    args.impls = [i for i in args.impls.split(",") if i]
+    bad = [m for m in args.models if m not in HF_CLASSES] + [i for i in args.impls if i not in IMPLS]
+    if bad:
+        p.error(f"unknown model/impl {bad}")
+    return args
+
+
+def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    rows: List[Dict[str, object]] = []
+    for kind in args.models:
+        rows += bench_model(kind, args, device)
+    print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} seconds={args.seconds} "
+          f"repeats={args.repeats} compile={args.compile} torch={torch.__version__}")
+    print(markdown(rows, show_mfu=device.type == "cuda"))
+    return rows
+
+
+if __name__ == "__main__":
+    main()
