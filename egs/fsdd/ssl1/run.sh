@@ -7,6 +7,9 @@
 #       CTC fine-tuning, n-gram LM, decoding, RESULTS.md
 #   8  SUPERB-style probing of frozen upstreams (random-init baselines + the pre-trained
 #      checkpoints of every pretrain_model run so far) -> exp/probe/results.md, layer_weights.png
+#   9  mini reproduction table: CTC fine-tuning on a small labeled budget from scratch and
+#      from each pre-trained upstream (run stage 3 once per --pretrain_model first), equal
+#      updates, several seeds -> MINI_REPRO.md / .png (mean ± std over seeds)
 #
 # Usage: ./run.sh --fsdd_dir /path/to/fsdd/recordings [--stage N] [--stop_stage M] [--work_dir DIR]
 set -euo pipefail
@@ -20,6 +23,9 @@ fsdd_dir=../../../../shared/data/fsdd/recordings
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 probe_upstreams="{name: wavlm_tiny}, {name: hubert_tiny}"  # plus exp/pretrain_*/checkpoint_last.pt found
+mini_upstreams="scratch wav2vec2 hubert wavlm"  # scratch = hubert_tiny from random init
+mini_seeds="1 2 3"
+mini_budget=300       # seconds of labeled audio for stage 9 (5 min; drawn once, seed 0)
 . utils/parse_options.sh
 
 conf=$(pwd)/conf
@@ -51,4 +57,37 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
   utils/run_stage.sh "$marks" probe "$conf/probe.yaml $(echo "$work_dir"/exp/pretrain_*/checkpoint_last.pt)" -- \
     python -m speechssl2.bin.probe --config "$conf/probe.yaml" --set data_dir="$work_dir/data" \
       --set output_dir="$work_dir/exp/probe" --set "upstreams=[$ups]"
+fi
+
+if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
+  data=$work_dir/data exp=$work_dir/exp
+  echo "Stage 9: mini reproduction table ($mini_budget s labeled; upstreams: $mini_upstreams; seeds: $mini_seeds)"
+  run_stage mini_subset "$data/train/cuts.jsonl.gz $mini_budget" -- \
+    python -m speechssl2.bin.subset_cuts --set cuts="$data/train/cuts.jsonl.gz" \
+      --set output="$data/train_mini/cuts.jsonl.gz" --set seconds="$mini_budget" --set seed=0
+  for up in $mini_upstreams; do
+    src=$exp/pretrain_$up/checkpoint_last.pt freeze=()
+    if [ "$up" = scratch ]; then
+      src="{name: hubert_tiny}" freeze=(--set model.encoder.freeze_updates=0)  # nothing to protect
+    elif [ ! -f "$src" ]; then
+      echo "Stage 9: no $src: run ./run.sh --stage 3 --stop_stage 3 --pretrain_model $up first; skipping $up"
+      continue
+    fi
+    for seed in $mini_seeds; do
+      d=$exp/mini/${up}_seed$seed
+      run_stage "mini_finetune_${up}_$seed" "$conf/finetune_mini.yaml $src $data/train_mini/cuts.jsonl.gz" -- \
+        $train_cmd -- python -m speechssl2.bin.finetune --config "$conf/finetune_mini.yaml" \
+          --set model.encoder.upstream="$src" "${freeze[@]}" --set model.tokenizer="$data/lang_char" \
+          --set data.train="$data/train_mini/cuts.jsonl.gz" --set data.valid="$data/test/cuts.jsonl.gz" \
+          --set seed="$seed" --set exp_dir="$d"
+      run_stage "mini_decode_${up}_$seed" "$conf/decode_greedy.yaml $d/checkpoint_last.pt" -- \
+        python -m speechssl2.bin.decode --config "$conf/decode_greedy.yaml" --set checkpoint="$d/checkpoint_last.pt" \
+          --set cuts="$data/test/cuts.jsonl.gz" --set out_dir="$d/decode_greedy_test" --set meta.upstream="$up" \
+          --set meta.finetune_set="train_mini (${mini_budget}s)" --set meta.test_set=test --set meta.seed="$seed"
+    done
+  done
+  python -m speechssl2.bin.seed_table --set exp_dir="$exp/mini" --set output="$work_dir/MINI_REPRO.md" \
+    --set plot="$work_dir/MINI_REPRO.png" --set title="FSDD mini reproduction: upstreams at a ${mini_budget} s labeled budget" \
+    --set "notes=CTC fine-tuning with conf/finetune_mini.yaml (equal updates for every upstream), greedy decoding of the FSDD test set; chance is 90 % WER."
+  cat "$work_dir/MINI_REPRO.md"
 fi
