@@ -49,7 +49,11 @@ class SelfAttention(nn.Module):
         b, h, t, d = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, t, h * d))
 
-    def forward(self, x: Tensor, pad: Tensor, bias: Optional[Tensor] = None) -> Tensor:
-        """x (B, T, D), pad (B, T) True = padding, bias (B, H, T, T) additive or None -> (B, T, D)."""
+    def forward(self, x: Tensor, pad: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+        """x (B, T, D), pad (B, T) True = padding -> (B, T, D).
+
+        mask: None, or a (B, H, T, T) additive float mask that already holds -inf at the
+        padded keys (``speechssl2.models.wavlm.gated_position_mask``), used as it is.
+        """
         q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
-        return self.attend(q, k, v, attention_mask(pad, bias))
+        return self.attend(q, k, v, attention_mask(pad, None) if mask is None else mask)

@@ -17,7 +17,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from speechssl2.interfaces import EncoderOutput
 from speechssl2.models.attention import SelfAttention
 from speechssl2.models.functional import padding_mask
-from speechssl2.models.wavlm import PositionGate, RelativePositionBias
+from speechssl2.models.wavlm import PositionGate, RelativePositionBias, gated_position_mask
 from speechssl2.registry import ENCODERS
 
 
@@ -69,8 +69,10 @@ class TransformerLayer(nn.Module):
     def forward(self, x: Tensor, pad: Tensor, rel_bias: Optional[Tensor] = None) -> Tensor:
         """x (B, T, D), pad (B, T), rel_bias (H, T, T) shared WavLM bias or None -> (B, T, D)."""
         h = self.attn_norm(x) if self.layer_norm_first else x
-        bias = self.gate(h, rel_bias) if self.gate is not None else None  # (B, H, T, T)
-        x = x + self.drop(self.attention(h, pad, bias))
+        mask = None
+        if self.gate is not None:
+            mask = gated_position_mask(self.gate(h), rel_bias, pad)  # (B, H, T, T), padding folded in
+        x = x + self.drop(self.attention(h, pad, mask))
         if self.layer_norm_first:
             return x + self.ffn(self.ffn_norm(x))
         x = self.attn_norm(x)

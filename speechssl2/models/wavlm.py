@@ -37,11 +37,24 @@ class PositionGate(nn.Module):
         self.linear = nn.Linear(head_dim, 8)
         self.scale = nn.Parameter(torch.ones(1, num_heads, 1, 1))  # a_h
 
-    def forward(self, x: Tensor, bias: Tensor) -> Tensor:
-        """x (B, T, D) attention input, bias (H, T, T) -> gated bias (B, H, T, T), a fresh tensor."""
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, T, D) attention input -> gate factor (B, H, T, 1), one per query and head."""
         b, t, _ = x.shape
         heads = x.view(b, t, self.num_heads, -1).transpose(1, 2)  # (B, H, T, D/H)
         logits = self.linear(heads).view(b, self.num_heads, t, 2, 4).sum(-1)  # (B, H, T, 2)
         gate_a, gate_b = torch.sigmoid(logits).unbind(-1)  # (B, H, T) each
         gate = gate_a * (gate_b * self.scale[:, :, :, 0] - 1.0) + 2.0  # (B, H, T)
-        return gate[..., None] * bias[None]  # (B, H, T, T)
+        return gate[..., None]
+
+
+def gated_position_mask(gate: Tensor, bias: Tensor, pad: Tensor) -> Tensor:
+    """The SDPA ``attn_mask`` of a WavLM layer, made in one fused pass: gate * bias, -inf at padded keys.
+
+    gate (B, H, T, 1), bias (H, T, T) shared, pad (B, T) True = padding -> (B, H, T, T) in
+    the gate's dtype (bf16 under autocast: no float32 copy). ``addcmul`` of the (B, 1, 1, T)
+    key-padding row with the broadcast product is the only (B, H, T, T) tensor made; the
+    plain ``gate * bias`` then ``masked_fill_`` took two passes (and, under autocast, a
+    float32 product cast again by SDPA). Bit-identical to that in float32.
+    """
+    keys = torch.zeros(pad.shape, dtype=gate.dtype, device=gate.device).masked_fill_(pad, float("-inf"))
+    return torch.addcmul(keys[:, None, None, :], gate, bias.to(gate.dtype))
