@@ -20,7 +20,7 @@ from typing import List, Optional
 
 from speechssl2.config import add_config_args, load_config
 from speechssl2.decoding.ctc_beam import write_lexicon
-from speechssl2.lm.ngram import _run, find_kenlm
+from speechssl2.lm.ngram import run_logged, find_kenlm
 from speechssl2.logging_utils import setup_logging
 from speechssl2.text import normalize_text
 from speechssl2.tokenizers.base import load_tokenizer
@@ -54,7 +54,7 @@ def import_ngram(cfg: ImportNgramConfig) -> Optional[Path]:
                 dst.write(line.lower() if cfg.lowercase else line)
         arpa = plain
     lm_bin = out / "lm.bin"
-    _run([str(bin_dir / "build_binary"), str(arpa), str(lm_bin)], out / "build_binary.log")
+    run_logged([str(bin_dir / "build_binary"), str(arpa), str(lm_bin)], out / "build_binary.log")
     words = {normalize_text(line.split(maxsplit=1)[0]) for line in _lines(Path(cfg.words)) if line.strip()}
     n = write_lexicon((w for w in words if w), load_tokenizer(cfg.tokenizer), out / "lexicon.txt")
     log.info("imported %s -> %s; lexicon: %d words", cfg.arpa, lm_bin, n)

@@ -83,15 +83,15 @@ def build_ngram(
            "--text", str(corpus), "--arpa", str(arpa), "--discount_fallback"]
     if prune:
         cmd += ["--prune", *map(str, prune)]
-    _run(cmd, out / "lmplz.log")
+    run_logged(cmd, out / "lmplz.log")
     if not binary:
         return arpa
     lm_bin = out / "lm.bin"
-    _run([str(bin_dir / "build_binary"), str(arpa), str(lm_bin)], out / "build_binary.log")
+    run_logged([str(bin_dir / "build_binary"), str(arpa), str(lm_bin)], out / "build_binary.log")
     return lm_bin
 
 
-def _run(cmd: list[str], log_file: Path) -> None:
+def run_logged(cmd: list[str], log_file: Path) -> None:
     log.info("running %s", " ".join(cmd))
     with open(log_file, "w", encoding="utf-8") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT)
