@@ -1,0 +1,137 @@
+"""wav2vec (2019) objective: binary contrastive prediction of the next K encoder frames.
+
+For every valid frame i of an utterance and every step k = 1..K with i + k still inside
+the utterance (a "pair"), a step-specific affine map h_k(c_i) = W_k c_i + b_k of the
+context vector scores the true future frame z_{i+k} against N distractors z~ drawn
+uniformly, with replacement, from the *other* valid frames of the same utterance (never
+padding; the distractors of a target frame are shared by every (i, k) aiming at it, as
+in fairseq)::
+
+    loss(i, k) = -log sigmoid(z_{i+k} . h_k(c_i)) - lambda * sum_n log sigmoid(-z~_n . h_k(c_i))
+
+lambda = ``negative_weight`` = 1 weights each sampled distractor once: the paper's
+lambda * E[...] with lambda = N = 10. The term ``binary_contrastive`` is the mean of
+loss(i, k) over all pairs of the batch (the paper's sum over k and i, normalized by the
+number of pairs; ``sample_size`` is that number). wav2vec has no masking: the objective
+refuses a non-empty time mask (configure ``masking: {prob: 0.0, span: 1}``).
+
+Metrics: ``acc`` (fraction of pairs whose positive outscores all of its distractors),
+``acc_k{k}`` and ``loss_k{k}`` per prediction step.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from speechssl2.interfaces import ObjectiveOutput, UpstreamOutput
+from speechssl2.objectives.common import check_time_mask
+from speechssl2.objectives.contrastive import sample_negatives
+from speechssl2.registry import OBJECTIVES
+
+
+def sample_frame_negatives(
+    padding_mask: Tensor, num_negatives: int, generator: Optional[torch.Generator] = None
+) -> Tuple[Tensor, Tensor]:
+    """Distractor frames for every target frame, uniform over the other valid frames of its utterance.
+
+    padding_mask: (B, T) bool, True = padding (at the end of each row). Returns ``index``
+    (B, T, N) long, frame indices into the same utterance, and ``valid`` (B, T, N) bool,
+    False on padding frames and in one-frame utterances (nothing else to draw from).
+    """
+    keep = ~padding_mask
+    flat, ok = sample_negatives(keep, num_negatives, generator)  # (V, N) into the flattened valid frames
+    counts = keep.sum(dim=1)  # (B,)
+    starts = (torch.cumsum(counts, 0) - counts)[keep.nonzero(as_tuple=True)[0]]  # (V,) flat start of each row
+    index = torch.zeros(*padding_mask.shape, num_negatives, dtype=torch.long, device=padding_mask.device)
+    valid = torch.zeros_like(index, dtype=torch.bool)
+    index[keep] = flat - starts[:, None]  # valid frames come first in a row, so flat offset = frame index
+    valid[keep] = ok
+    return index, valid
+
+
+def step_scores(predictions: Tensor, targets: Tensor, negatives: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+    """Dot products of every prediction with its positive (column 0) and its distractors.
+
+    predictions: (B, T, K, C) with [b, i, k-1] = h_k(c_i); targets: (B, T, C) z;
+    negatives: (B, T, N) frame indices of the distractors of each target frame;
+    lengths: (B,) valid frames. Returns ``scores`` (B, T, K, 1 + N) and ``pairs`` (B, T, K)
+    bool, True where i + k < length (entries outside a pair are 0).
+    """
+    b, t, steps, c = predictions.shape
+    gathered = torch.gather(targets, 1, negatives.reshape(b, -1, 1).expand(-1, -1, c))  # (B, T*N, C)
+    candidates = torch.cat([targets.unsqueeze(2), gathered.view(b, t, -1, c)], dim=2)  # (B, T, 1+N, C)
+    scores = predictions.new_zeros(b, t, steps, candidates.shape[2])
+    for k in range(1, min(steps, t - 1) + 1):
+        scores[:, : t - k, k - 1] = torch.einsum("bic,binc->bin", predictions[:, : t - k, k - 1], candidates[:, k:])
+    position = torch.arange(t, device=lengths.device)[None, :, None] + torch.arange(1, steps + 1,
+                                                                                    device=lengths.device)
+    pairs = position < lengths[:, None, None]  # (B, T, K): target i + k inside the utterance
+    return scores, pairs
+
+
+def binary_contrastive_loss(scores: Tensor, pairs: Tensor, negative_valid: Tensor, negative_weight: float) -> Tensor:
+    """Per-pair loss (B, T, K): softplus(-positive) + lambda * sum of softplus(distractor); 0 off pairs.
+
+    scores: (B, T, K, 1 + N); negative_valid: (B, T, K, N) bool, False for distractors to skip.
+    """
+    positive = F.softplus(-scores[..., 0])  # -log sigmoid(z.h)
+    negative = (F.softplus(scores[..., 1:]) * negative_valid).sum(dim=-1)  # -log sigmoid(-z~.h)
+    return (positive + negative_weight * negative) * pairs
+
+
+def shift_to_pairs(per_target: Tensor, steps: int) -> Tensor:
+    """(B, T, N) values per target frame j -> (B, T, K, N) values for the pair (i, k) with j = i + k."""
+    b, t, n = per_target.shape
+    out = per_target.new_zeros(b, t, steps, n)
+    for k in range(1, min(steps, t - 1) + 1):
+        out[:, : t - k, k - 1] = per_target[:, k:]
+    return out
+
+
+@OBJECTIVES.register("wav2vec")
+class Wav2VecObjective(nn.Module):
+    """Owns the K step-specific affine maps h_k: R^D -> R^C, stacked in one Linear(D, K * C)."""
+
+    def __init__(self, embed_dim: int, feature_dim: int, prediction_steps: int = 12, num_negatives: int = 10,
+                 negative_weight: float = 1.0) -> None:
+        super().__init__()
+        if prediction_steps < 1 or num_negatives < 1:
+            raise ValueError(f"wav2vec objective: prediction_steps and num_negatives must be >= 1, got "
+                             f"{prediction_steps} and {num_negatives}")
+        self.prediction_steps, self.num_negatives = prediction_steps, num_negatives
+        self.negative_weight = negative_weight
+        self.feature_dim = feature_dim
+        self.step_proj = nn.Linear(embed_dim, prediction_steps * feature_dim)
+
+    def forward(self, out: UpstreamOutput, time_mask: Tensor, batch: Dict[str, Any]) -> ObjectiveOutput:
+        """out.features: (B, T, C) targets z; out.hidden_states[-1]: (B, T, D) context c."""
+        check_time_mask(time_mask, out, "wav2vec")
+        if time_mask.any():
+            raise ValueError("wav2vec: the 2019 objective predicts unmasked future frames; set masking: "
+                             "{prob: 0.0, span: 1}")
+        if out.features is None:
+            raise ValueError("wav2vec: the upstream returned no features (B, T, C) to predict")
+        context = out.hidden_states[-1]  # (B, T, D)
+        b, t, _ = context.shape
+        predictions = self.step_proj(context).view(b, t, self.prediction_steps, self.feature_dim)  # (B, T, K, C)
+        index, valid = sample_frame_negatives(out.padding_mask, self.num_negatives)  # (B, T, N)
+        scores, pairs = step_scores(predictions, out.features, index, out.lengths)
+        losses = binary_contrastive_loss(scores, pairs, shift_to_pairs(valid, self.prediction_steps),
+                                         self.negative_weight)  # (B, T, K)
+        num_pairs = int(pairs.sum())
+        loss = losses.sum() / max(num_pairs, 1)  # a zero with a graph when no utterance has 2 frames
+        return ObjectiveOutput({"binary_contrastive": loss}, self._metrics(scores.detach(), pairs, losses.detach()),
+                               sample_size=max(num_pairs, 1))
+
+    def _metrics(self, scores: Tensor, pairs: Tensor, losses: Tensor) -> Dict[str, float]:
+        """Accuracy (positive above every distractor) overall and per step; loss per step."""
+        wins = (scores[..., 0] > scores[..., 1:].max(dim=-1).values) & pairs  # (B, T, K)
+        per_step = pairs.sum(dim=(0, 1)).clamp(min=1)  # (K,)
+        metrics = {"acc": wins.sum().item() / max(int(pairs.sum()), 1)}
+        for k, (acc, loss) in enumerate(zip(wins.sum(dim=(0, 1)) / per_step, losses.sum(dim=(0, 1)) / per_step), 1):
+            metrics[f"acc_k{k}"] = acc.item()
+            metrics[f"loss_k{k}"] = loss.item()
+        return metrics
