@@ -14,6 +14,9 @@ Timing: the implementations are run round-robin, ``--repeats`` times each after 
 warm-up step, and the median step is reported, so load from other processes hits them
 alike; compare ratios within one run, not absolute numbers across runs.
 
+``--impls ...,speechssl2-plain`` adds our model with its fast paths (masked group norm,
+WavLM position mask) swapped back for the plain formulas: before/after in one run.
+
 Memory: on CUDA ``torch.cuda.max_memory_allocated`` over one step. On CPU the peak of
 the tensor memory the torch profiler (``profile_memory=True``) sees allocated and freed
 during one step, at operator granularity, parameter gradients included (they are reset
@@ -46,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from speechssl2.models.io.hf import load_hf  # noqa: E402
 
 SAMPLE_RATE = 16000
-IMPLS = ("speechssl2", "transformers", "torchaudio")
+IMPLS = ("speechssl2", "transformers", "torchaudio", "speechssl2-plain")
 HF_CLASSES = {"wav2vec2": ("Wav2Vec2Model", "Wav2Vec2Config"), "hubert": ("HubertModel", "HubertConfig"),
               "wavlm": ("WavLMModel", "WavLMConfig")}
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}  # dense
@@ -69,10 +72,11 @@ def build_all(kind: str, impls: List[str], seed: int, tiny: bool) -> Dict[str, n
     """The same weights in every requested implementation."""
     ref = hf_model(kind, seed, tiny)
     models: Dict[str, nn.Module] = {}
-    if "speechssl2" in impls:
-        with tempfile.TemporaryDirectory() as tmp:
-            ref.save_pretrained(tmp)
-            models["speechssl2"], _ = load_hf(tmp)
+    for impl in ("speechssl2", "speechssl2-plain"):
+        if impl in impls:
+            with tempfile.TemporaryDirectory() as tmp:
+                ref.save_pretrained(tmp)
+                models[impl], _ = load_hf(tmp)
     if "torchaudio" in impls:
         from torchaudio.models.wav2vec2.utils import import_huggingface_model
 
@@ -108,6 +112,36 @@ def make_batch(batch: int, seconds: float, device: torch.device, seed: int = 0):
     return wav.to(device), lengths.to(device)
 
 
+def plain_group_norm(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """The masked-sum group norm speechssl2 used before its fast path (for before/after runs)."""
+    b, c, t = x.shape
+    xg = x.float().view(b, groups, c // groups, t)
+    m = valid[:, None, None, :].to(xg.dtype)
+    count = m.sum(dim=(2, 3), keepdim=True) * (c // groups)
+    mean = (xg * m).sum(dim=(2, 3), keepdim=True) / count
+    var = (((xg - mean) * m) ** 2).sum(dim=(2, 3), keepdim=True) / count
+    y = ((xg - mean) / torch.sqrt(var + eps)).view(b, c, t).to(x.dtype)
+    return y * weight[None, :, None] + bias[None, :, None]
+
+
+def plain_position_mask(gate: Tensor, bias: Tensor, pad: Tensor) -> Tensor:
+    """The two-pass WavLM mask speechssl2 used before its fast path: product, then masked_fill_."""
+    return (gate * bias[None]).masked_fill_(pad[:, None, None, :], float("-inf"))
+
+
+@contextlib.contextmanager
+def plain_formulas():
+    """Swap speechssl2's fast paths for the plain formulas (impl ``speechssl2-plain``)."""
+    from speechssl2.models import conv_frontend, transformer
+
+    saved = conv_frontend.masked_group_norm, transformer.gated_position_mask
+    conv_frontend.masked_group_norm, transformer.gated_position_mask = plain_group_norm, plain_position_mask
+    try:
+        yield
+    finally:
+        conv_frontend.masked_group_norm, transformer.gated_position_mask = saved
+
+
 def step_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool) -> Callable[[], None]:
     """One forward + backward of ``mean(last_hidden_state ** 2)``."""
     mask = (torch.arange(wav.shape[1], device=wav.device)[None] < lengths[:, None]).long()
@@ -118,6 +152,9 @@ def step_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool
     def forward() -> Tensor:
         if impl == "speechssl2":
             return model(wav, lengths).last_hidden_state
+        if impl == "speechssl2-plain":
+            with plain_formulas():
+                return model(wav, lengths).last_hidden_state
         if impl == "torchaudio":  # its WavLM asserts on a padding mask (2.11): run it unmasked, same compute
             return model(wav, None if wavlm else lengths)[0]
         return model(wav, attention_mask=mask).last_hidden_state
@@ -207,7 +244,7 @@ def bench_model(kind: str, args: argparse.Namespace, device: torch.device) -> Li
                          mfu=(tflops / peak) if peak else None))
     base = {r["impl"]: r["audio_per_s"] for r in rows}
     for r in rows:
-        others = [v for k, v in base.items() if k != "speechssl2"]
+        others = [v for k, v in base.items() if not k.startswith("speechssl2")]
         r["vs_ours"] = r["audio_per_s"] / base["speechssl2"] if "speechssl2" in base else float("nan")
         r["ours_vs_best_peer"] = (base["speechssl2"] / max(others)) if others and "speechssl2" in base else None
     return rows
@@ -235,7 +272,9 @@ def markdown(rows: List[Dict[str, object]], show_mfu: bool) -> str:
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="wav2vec2,hubert,wavlm", help="comma list of wav2vec2, hubert, wavlm")
-    p.add_argument("--impls", default=",".join(IMPLS), help="comma list of " + ", ".join(IMPLS))
+    p.add_argument("--impls", default=",".join(IMPLS[:3]),
+                   help="comma list of " + ", ".join(IMPLS) + " (speechssl2-plain: our model with the fast "
+                   "paths swapped for the plain formulas, for before/after)")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seconds", type=float, default=4.0, help="longest utterance of the batch")
     p.add_argument("--repeats", type=int, default=3)
