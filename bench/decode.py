@@ -48,13 +48,13 @@ def peaky_log_probs(batch: int, frames: int, vocab: int, seed: int) -> torch.Ten
     return logits.log_softmax(-1)
 
 
-def build_lms(tokenizer: CharTokenizer, out: Path, seed: int) -> Optional[Dict[str, Path]]:
+def build_lms(tokenizer: CharTokenizer, out: Path, seed: int, lines: int) -> Optional[Dict[str, Path]]:
     from speechssl2.lm.ngram import build_ngram, find_kenlm
 
     if find_kenlm() is None:
         return None
     rng = random.Random(seed)
-    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) for _ in range(2000)]
+    texts = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) for _ in range(lines)]
     token_lines = [" ".join(tokenizer.symbols[i] for i in tokenizer.encode(t)) for t in texts]
     lexicon = out / "lexicon.txt"
     lexicon.write_text("".join(f"{w} {' '.join(tokenizer.spell(w))}\n" for w in WORDS), encoding="utf-8")
@@ -80,6 +80,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     p.add_argument("--rnnt-beam", type=int, default=4)
     p.add_argument("--rnnt-utts", type=int, default=2, help="utterances for the (per-utterance) transducer beam")
     p.add_argument("--repeats", type=int, default=2, help="best of N after a warm-up")
+    p.add_argument("--lm-lines", type=int, default=2000, help="random digit-word sentences the n-grams learn from")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
@@ -102,7 +103,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
         plain = CTCBeamSearch(tokenizer, beam_size=args.beam)
         add(f"CTC beam {args.beam}, no LM", lambda: plain.best(log_probs, lengths))
         with tempfile.TemporaryDirectory() as tmp:
-            lms = build_lms(tokenizer, Path(tmp), args.seed)
+            lms = build_lms(tokenizer, Path(tmp), args.seed, args.lm_lines)
             if lms is None:
                 note = "KenLM binaries not found (tools/install_kenlm.sh): LM rows skipped"
             else:

@@ -72,10 +72,11 @@ def build_all(kind: str, impls: List[str], seed: int, tiny: bool) -> Dict[str, n
     """The same weights in every requested implementation."""
     ref = hf_model(kind, seed, tiny)
     models: Dict[str, nn.Module] = {}
-    for impl in ("speechssl2", "speechssl2-plain"):
-        if impl in impls:
-            with tempfile.TemporaryDirectory() as tmp:
-                ref.save_pretrained(tmp)
+    ours = [impl for impl in ("speechssl2", "speechssl2-plain") if impl in impls]
+    if ours:
+        with tempfile.TemporaryDirectory() as tmp:
+            ref.save_pretrained(tmp)
+            for impl in ours:
                 models[impl], _ = load_hf(tmp)
     if "torchaudio" in impls:
         from torchaudio.models.wav2vec2.utils import import_huggingface_model

@@ -54,19 +54,35 @@ def masked_group_norm(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bia
     """
     b, c, t = x.shape
     acc = torch.promote_types(x.dtype, torch.float32)  # statistics in float32 at least
+    if torch.compiler.is_compiling():  # no data-dependent branch or loop: the compiler fuses the masked sums
+        return _masked_group_norm_sums(x, valid, groups, weight, bias, eps, acc)
     if bool(valid.all()):
         return F.group_norm(x.to(acc), groups, weight.to(acc), bias.to(acc), eps).to(x.dtype)
     counts = valid.sum(dim=1)
     if not torch.equal(valid, ~padding_mask(counts, t)):
         raise ValueError("masked_group_norm: valid must mark a prefix of each row (a lengths mask)")
     lengths = counts.tolist()
-    stats = [torch.var_mean(x[i, :, :n].to(acc).reshape(groups, -1), dim=1, correction=0) for i, n in enumerate(lengths)]
+    stats = [torch.var_mean(x[i, :, :n].to(acc).reshape(groups, -1), dim=1, correction=0)
+             for i, n in enumerate(lengths)]
     var = torch.stack([v for v, _ in stats])  # (B, G)
     mean = torch.stack([m for _, m in stats])  # (B, G)
     rstd = torch.rsqrt(var + eps).repeat_interleave(c // groups, dim=1)  # (B, C)
     scale = rstd * weight.to(acc)[None]  # (B, C)
     shift = bias.to(acc)[None] - mean.repeat_interleave(c // groups, dim=1) * scale  # (B, C)
     return torch.addcmul(shift[..., None].to(x.dtype), x, scale[..., None].to(x.dtype))
+
+
+def _masked_group_norm_sums(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bias: Tensor, eps: float,
+                            acc: torch.dtype) -> Tensor:
+    """``masked_group_norm`` as masked sums over the padded batch: traceable, for ``torch.compile``."""
+    b, c, t = x.shape
+    xg = x.to(acc).view(b, groups, c // groups, t)  # (B, G, C/G, T)
+    m = valid[:, None, None, :].to(acc)  # (B, 1, 1, T)
+    count = m.sum(dim=(2, 3), keepdim=True) * (c // groups)
+    mean = (xg * m).sum(dim=(2, 3), keepdim=True) / count
+    var = (((xg - mean) * m) ** 2).sum(dim=(2, 3), keepdim=True) / count
+    y = ((xg - mean) / torch.sqrt(var + eps)).view(b, c, t).to(x.dtype)
+    return y * weight[None, :, None] + bias[None, :, None]
 
 
 def normalize_waveform(wav: Tensor, lengths: Tensor, eps: float = 1e-5) -> Tensor:

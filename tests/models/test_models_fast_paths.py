@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from speechssl2.models.functional import masked_group_norm, padding_mask
+from speechssl2.models.functional import _masked_group_norm_sums, masked_group_norm, padding_mask
 from speechssl2.models.wavlm import PositionGate, gated_position_mask
 
 
@@ -35,6 +35,8 @@ def test_masked_group_norm_matches_reference_with_gradients(groups, lengths):
                                reference_group_norm(x, valid, groups, w, b, 1e-5) * valid[:, None])
     for f, r in zip(fast, ref):
         torch.testing.assert_close(f, r)
+    traced = _masked_group_norm_sums(x, valid, groups, w, b, 1e-5, torch.float64)  # the torch.compile path
+    torch.testing.assert_close(traced * valid[:, None], masked_group_norm(x, valid, groups, w, b, 1e-5) * valid[:, None])
 
 
 def test_masked_group_norm_rejects_non_prefix_masks():
