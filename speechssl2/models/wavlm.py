@@ -25,7 +25,7 @@ class RelativePositionBias(nn.Module):
     def forward(self, length: int) -> Tensor:
         buckets = relative_position_buckets(length, length, self.num_buckets, self.max_distance,
                                             device=self.embedding.weight.device)  # (T, T)
-        return self.embedding(buckets).permute(2, 0, 1)  # (H, T, T)
+        return self.embedding(buckets).permute(2, 0, 1).contiguous()  # (H, T, T), read by every layer
 
 
 class PositionGate(nn.Module):
