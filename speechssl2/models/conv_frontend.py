@@ -6,12 +6,14 @@ Each block is conv -> norm -> activation. Norm modes, as in the released models:
 ``utterance_norm`` (GroupNorm with one group in every block, wav2vec 2019).
 Group statistics are taken over valid samples only, so padding never changes a frame.
 
-Conv weights are initialised with ``kaiming_normal_`` (He, fan_in), as in the released
-fairseq ``ConvFeatureExtractionModel``. PyTorch's default Conv1d init has a gain of about
-1/sqrt(3) per layer; over the six blocks after the first (which have no norm in the
-``group_norm`` mode) the features shrink ~1000x (std ~3e-4 on the 64-channel tiny
-frontend), below the feature LayerNorm's eps (1e-5 on the variance), so the projected
-features carry almost no content and wav2vec 2.0's contrastive loss sat at ln(K + 1).
+Conv weights: ``kaiming_normal_`` (He, fan_in) in the ``group_norm`` and ``layer_norm``
+modes, as in fairseq's wav2vec 2.0 ``ConvFeatureExtractionModel`` (HuBERT and WavLM reuse
+it); PyTorch's default init in the ``utterance_norm`` mode, as in fairseq's wav2vec
+(2019) one, where every block is normalised anyway. The default init has a gain of about
+1/sqrt(3) per layer: over the six un-normalised blocks of the ``group_norm`` mode the
+features shrank ~1000x (std ~3e-4 on the 64-channel tiny frontend), below the feature
+LayerNorm's eps (1e-5 on the variance), so the projected features carried almost no
+content and wav2vec 2.0's contrastive loss sat at ln(K + 1) on real audio.
 """
 from __future__ import annotations
 
@@ -31,10 +33,11 @@ class ConvBlock(nn.Module):
     """Conv1d -> optional norm -> activation; the norm sees which frames are padding."""
 
     def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, norm: str, bias: bool,
-                 activation: str) -> None:
+                 activation: str, kaiming_init: bool = True) -> None:
         super().__init__()
         self.conv = nn.Conv1d(c_in, c_out, kernel, stride=stride, bias=bias)
-        nn.init.kaiming_normal_(self.conv.weight)  # fairseq's init; keeps the feature scale ~1 (module doc)
+        if kaiming_init:  # fairseq wav2vec 2.0's init; keeps the feature scale ~1 (module doc)
+            nn.init.kaiming_normal_(self.conv.weight)
         self.norm_kind = norm  # "group" (per channel), "single" (one group), "layer" or "none"
         self.norm = None if norm == "none" else (nn.LayerNorm(c_out) if norm == "layer" else nn.GroupNorm(
             c_out if norm == "group" else 1, c_out))
@@ -72,7 +75,8 @@ class ConvFrontend(nn.Module):
         blocks = []
         for i, (c_out, k, s) in enumerate(zip(channels, kernels, strides)):
             norm = {"layer_norm": "layer", "utterance_norm": "single"}.get(norm_mode, "group" if i == 0 else "none")
-            blocks.append(ConvBlock(channels[i - 1] if i else 1, c_out, k, s, norm, conv_bias, activation))
+            blocks.append(ConvBlock(channels[i - 1] if i else 1, c_out, k, s, norm, conv_bias, activation,
+                                    kaiming_init=norm_mode != "utterance_norm"))
         self.blocks = nn.ModuleList(blocks)
         self.output_dim = channels[-1]
         self.min_samples = receptive_field(kernels, strides)

@@ -5,6 +5,11 @@ pre-training objectives compute span masks themselves and pass them in as
 ``time_mask``; masked frames are replaced (after projection) by the learned ``mask_emb``
 (``mask_mode: learned``; wav2vec 2.0, HuBERT, WavLM) or by a fresh standard-normal
 vector per masked frame and forward pass (``mask_mode: random``; w2v-BERT).
+
+``feature_grad_mult`` scales the gradient that reaches the frontend (forward unchanged),
+fairseq's ``GradMultiply``: 0.1 in the released wav2vec 2.0 / HuBERT BASE pre-training
+configs (fairseq ``feature_grad_mult``), 1.0 (default) leaves it alone, 0.0 runs the
+frontend without gradients. The feature penalty's gradient is scaled too, as in fairseq.
 """
 from __future__ import annotations
 
@@ -18,17 +23,34 @@ from speechssl2.interfaces import UpstreamOutput
 from speechssl2.models.functional import normalize_waveform, padding_mask
 from speechssl2.registry import ENCODERS, FRONTENDS, PRESETS
 
-SPEC_KEYS = ("frontend", "encoder", "normalize_waveform", "feature_dropout", "mask_mode")
+SPEC_KEYS = ("frontend", "encoder", "normalize_waveform", "feature_dropout", "mask_mode", "feature_grad_mult")
 
 MaskMode = Literal["learned", "random"]
+
+
+class GradMultiply(torch.autograd.Function):
+    """Identity forward; backward multiplies the incoming gradient by ``scale``."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, scale: float) -> Tensor:  # type: ignore[override]
+        ctx.scale = scale
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Any:  # type: ignore[override]
+        return grad * ctx.scale, None
 
 
 class Upstream(nn.Module):
     """Frontend + feature projection + encoder, with the checks every caller needs."""
 
     def __init__(self, frontend: nn.Module, encoder: nn.Module, normalize_waveform: bool = False,
-                 feature_dropout: float = 0.0, mask_mode: MaskMode = "learned") -> None:
+                 feature_dropout: float = 0.0, mask_mode: MaskMode = "learned",
+                 feature_grad_mult: float = 1.0) -> None:
         super().__init__()
+        if not feature_grad_mult >= 0.0:
+            raise ValueError(f"upstream: feature_grad_mult must be >= 0, got {feature_grad_mult!r}")
+        self.feature_grad_mult = float(feature_grad_mult)
         self.frontend, self.encoder = frontend, encoder
         self.feature_dim: int = frontend.output_dim  # C
         self.embed_dim: int = encoder.embed_dim  # D
@@ -56,7 +78,13 @@ class Upstream(nn.Module):
         self._check_input(wav, lengths)
         if self.normalize_waveform:
             wav = normalize_waveform(wav, lengths)
-        raw, frames = self.frontend(wav, lengths)  # (B, T, C), (B,)
+        if self.feature_grad_mult > 0.0:
+            raw, frames = self.frontend(wav, lengths)  # (B, T, C), (B,)
+            if self.feature_grad_mult != 1.0:
+                raw = GradMultiply.apply(raw, self.feature_grad_mult)
+        else:
+            with torch.no_grad():
+                raw, frames = self.frontend(wav, lengths)
         pad = padding_mask(frames, raw.shape[1])  # (B, T)
         valid = (~pad)[..., None]
         features_pen = (raw.float() ** 2 * valid).sum() / (valid.sum() * raw.shape[-1])
@@ -120,6 +148,7 @@ def build_upstream(spec: Mapping[str, Any]) -> Upstream:
         normalize_waveform=full.get("normalize_waveform", False),
         feature_dropout=full.get("feature_dropout", 0.0),
         mask_mode=full.get("mask_mode", "learned"),
+        feature_grad_mult=full.get("feature_grad_mult", 1.0),
     )
     upstream.spec = full
     return upstream
