@@ -15,8 +15,8 @@ loss(i, k) over all pairs of the batch (the paper's sum over k and i, normalized
 number of pairs; ``sample_size`` is that number). wav2vec has no masking: the objective
 refuses a non-empty time mask (configure ``masking: {prob: 0.0, span: 1}``).
 
-Metrics: ``acc`` (fraction of pairs whose positive outscores all of its distractors),
-``acc_k{k}`` and ``loss_k{k}`` per prediction step.
+Metrics: ``acc`` (fraction of pairs whose positive outscores all of its distractors; chance
+is 1 / (N + 1)) and ``acc_k01`` ... ``acc_k12``, the same per prediction step.
 """
 from __future__ import annotations
 
@@ -123,15 +123,13 @@ class Wav2VecObjective(nn.Module):
                                          self.negative_weight)  # (B, T, K)
         num_pairs = int(pairs.sum())
         loss = losses.sum() / max(num_pairs, 1)  # a zero with a graph when no utterance has 2 frames
-        return ObjectiveOutput({"binary_contrastive": loss}, self._metrics(scores.detach(), pairs, losses.detach()),
+        return ObjectiveOutput({"binary_contrastive": loss}, self._metrics(scores.detach(), pairs),
                                sample_size=max(num_pairs, 1))
 
-    def _metrics(self, scores: Tensor, pairs: Tensor, losses: Tensor) -> Dict[str, float]:
-        """Accuracy (positive above every distractor) overall and per step; loss per step."""
+    def _metrics(self, scores: Tensor, pairs: Tensor) -> Dict[str, float]:
+        """Accuracy (positive above every distractor) overall and per step."""
         wins = (scores[..., 0] > scores[..., 1:].max(dim=-1).values) & pairs  # (B, T, K)
-        per_step = pairs.sum(dim=(0, 1)).clamp(min=1)  # (K,)
+        per_step = wins.sum(dim=(0, 1)) / pairs.sum(dim=(0, 1)).clamp(min=1)  # (K,)
         metrics = {"acc": wins.sum().item() / max(int(pairs.sum()), 1)}
-        for k, (acc, loss) in enumerate(zip(wins.sum(dim=(0, 1)) / per_step, losses.sum(dim=(0, 1)) / per_step), 1):
-            metrics[f"acc_k{k}"] = acc.item()
-            metrics[f"loss_k{k}"] = loss.item()
+        metrics.update({f"acc_k{k:02d}": acc for k, acc in enumerate(per_step.tolist(), 1)})
         return metrics
