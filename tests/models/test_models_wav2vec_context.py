@@ -119,3 +119,15 @@ def test_tiny_upstream_on_real_audio_checkpoint_and_probe(fsdd_dir, tmp_path):
             assert torch.equal(x, y)
     hidden, frames = FrozenUpstream(back)(wav, lengths)
     assert hidden.shape == (3, 5, int(frames.max()), 64)  # projected input + 4 context layers, for the probe
+
+
+def test_fine_tune_encoder_uses_every_context_layer():
+    from speechssl2.finetune.encoder import FineTuneEncoder
+
+    torch.manual_seed(0)
+    encoder = FineTuneEncoder({"name": "wav2vec_tiny"}, weighted_sum=True).train()
+    x, frames, pad = encoder(torch.randn(2, 6000), torch.tensor([6000, 4000]))
+    assert x.shape == (2, int(frames.max()), 64) and encoder.layer_sum.weights.numel() == 5
+    x[~pad].sum().backward()
+    assert encoder.layer_sum.weights.grad is not None
+    assert all(p.grad is not None for p in encoder.upstream.encoder.parameters())
