@@ -10,6 +10,9 @@ adds its input and scales the sum by sqrt(residual_scale) (fairseq's ``--residua
 
 Causal convs never look right, so padding at the end of an utterance cannot reach a
 valid frame; the norm skips padding and padding frames are zeroed after every layer.
+The convs are causal, the network is not quite: as in the paper's model (fairseq's
+``Fp32GroupNorm(1, C)``), each GroupNorm takes its statistics over the whole utterance,
+future frames included.
 
 The wav2vec upstream presets live here, beside the network they configure. Like every
 upstream, the encoder frames pass through the shared LayerNorm + Linear feature
