@@ -110,7 +110,8 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     target = ref.inertia * (1 + args.tolerance)
     rows = [dict(impl=f"faiss ({args.niter} iters)", seconds=faiss_s, inertia=ref.inertia, iters=args.niter,
                  reached=True)]
-    peers = [("torch batched Lloyd, k-means++ (bench)", torch_kmeans(x, args.clusters, target, args.max_iter, args.seed))]
+    lloyd = torch_kmeans(x, args.clusters, target, args.max_iter, args.seed)
+    peers = [("torch batched Lloyd, k-means++ (bench)", lloyd)]
     sk = sklearn_kmeans(x, args.clusters, target, args.max_iter, args.seed)
     if sk is not None:
         peers.append(("sklearn MiniBatchKMeans", sk))

@@ -6,7 +6,7 @@ frontends, encoders and checkpoint converters without importing them.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -47,10 +47,11 @@ def masked_group_norm(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bia
     differently alone and inside a padded batch. Equals ``F.group_norm`` without padding.
     x: (B, C, T); valid: (B, T) bool, True = real sample (a prefix of each row).
 
-    Fast path: a batch without padding is ``F.group_norm`` itself (one fused kernel);
-    otherwise the statistics come from one ``var_mean`` per utterance over its valid
-    frames, and normalization and affine are a single ``addcmul`` pass over x, with
-    (B, C) scale and shift (the masked sums took five full passes and as many saved tensors).
+    Fast paths: a batch without padding is ``F.group_norm`` itself (one fused kernel);
+    otherwise :class:`_MaskedGroupNorm` takes the statistics with one ``var_mean`` per
+    utterance and normalizes with one ``addcmul``, and its hand-written backward makes four
+    passes over x (autograd through the masked sums made about fifteen, plus a full-size
+    zero tensor per utterance). Under ``torch.compile`` the plain masked sums are traced.
     """
     b, c, t = x.shape
     acc = torch.promote_types(x.dtype, torch.float32)  # statistics in float32 at least
@@ -61,15 +62,58 @@ def masked_group_norm(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bia
     counts = valid.sum(dim=1)
     if not torch.equal(valid, ~padding_mask(counts, t)):
         raise ValueError("masked_group_norm: valid must mark a prefix of each row (a lengths mask)")
-    lengths = counts.tolist()
-    stats = [torch.var_mean(x[i, :, :n].to(acc).reshape(groups, -1), dim=1, correction=0)
-             for i, n in enumerate(lengths)]
-    var = torch.stack([v for v, _ in stats])  # (B, G)
-    mean = torch.stack([m for _, m in stats])  # (B, G)
-    rstd = torch.rsqrt(var + eps).repeat_interleave(c // groups, dim=1)  # (B, C)
-    scale = rstd * weight.to(acc)[None]  # (B, C)
-    shift = bias.to(acc)[None] - mean.repeat_interleave(c // groups, dim=1) * scale  # (B, C)
-    return torch.addcmul(shift[..., None].to(x.dtype), x, scale[..., None].to(x.dtype))
+    if x.dtype != acc:  # half precision: autograd through the float32 formula
+        return _masked_group_norm_sums(x, valid, groups, weight, bias, eps, acc)
+    return _MaskedGroupNorm.apply(x, weight, bias, counts.tolist(), groups, eps)
+
+
+class _MaskedGroupNorm(torch.autograd.Function):
+    """Masked GroupNorm with statistics per utterance prefix; float32/float64 x (B, C, T).
+
+    y = (x - mean) * rstd * w + b everywhere (padding too), mean and rstd = (var + eps)^-1/2
+    over the valid prefix of each (utterance, group), N = n_b * C/G values. Backward, with
+    S = sum_t dy and P = sum_t dy * x per (b, c), both over all frames:
+    dx = dy * w * rstd + [valid] (a * x + c0), where per (b, group) dmean = -sum(w S) rstd,
+    dvar = -rstd^3 / 2 * sum(w (P - mean S)), a = 2 dvar / N, c0 = dmean / N - a * mean;
+    dw = sum_b (P - mean S) rstd, db = sum_b S.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor, lengths: List[int], groups: int,
+                eps: float) -> Tensor:  # type: ignore[override]
+        b, c, t = x.shape
+        stats = [torch.var_mean(x[i, :, :n].reshape(groups, -1), dim=1, correction=0)
+                 for i, n in enumerate(lengths)]
+        var = torch.stack([v for v, _ in stats])  # (B, G)
+        mean = torch.stack([m for _, m in stats])  # (B, G)
+        rstd = torch.rsqrt(var + eps)  # (B, G)
+        mean_c, rstd_c = (s.repeat_interleave(c // groups, dim=1) for s in (mean, rstd))  # (B, C)
+        scale = rstd_c * weight.to(x.dtype)[None]
+        shift = bias.to(x.dtype)[None] - mean_c * scale
+        ctx.save_for_backward(x, weight, mean_c, rstd_c)
+        ctx.lengths, ctx.groups = lengths, groups
+        return torch.addcmul(shift[..., None], x, scale[..., None])
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, dy: Tensor) -> Tuple[Optional[Tensor], ...]:  # type: ignore[override]
+        x, weight, mean_c, rstd_c = ctx.saved_tensors
+        b, c, t = x.shape
+        g, w = ctx.groups, weight.to(x.dtype)
+        sum_dy = dy.sum(-1)  # (B, C)
+        sum_dyx = torch.einsum("bct,bct->bc", dy, x)  # (B, C), no (B, C, T) temporary
+        centred = sum_dyx - mean_c * sum_dy  # sum_t dy * (x - mean)
+        dx = dy * (w[None] * rstd_c)[..., None]
+        n = torch.tensor(ctx.lengths, dtype=x.dtype, device=x.device)[:, None] * (c // g)  # (B, 1)
+        dmean = -(w * sum_dy).view(b, g, -1).sum(-1) * rstd_c[:, :: c // g]  # (B, G)
+        dvar = -0.5 * rstd_c[:, :: c // g] ** 3 * (w * centred).view(b, g, -1).sum(-1)  # (B, G)
+        a = 2.0 * dvar / n
+        c0 = dmean / n - a * mean_c[:, :: c // g]
+        a_c, c0_c = (s.repeat_interleave(c // g, dim=1) for s in (a, c0))  # (B, C)
+        for i, length in enumerate(ctx.lengths):  # the statistics only saw the valid prefix
+            dx[i, :, :length].addcmul_(x[i, :, :length], a_c[i, :, None]).add_(c0_c[i, :, None])
+        dw = (centred * rstd_c).sum(0).to(weight.dtype)
+        return dx, dw, sum_dy.sum(0).to(weight.dtype), None, None, None
 
 
 def _masked_group_norm_sums(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bias: Tensor, eps: float,
