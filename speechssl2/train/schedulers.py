@@ -116,3 +116,39 @@ class TriStage:
         if into_decay >= self.decay_updates:
             return self.final_scale
         return math.exp(math.log(self.final_scale) * into_decay / self.decay_updates)
+
+
+@SCHEDULERS.register("cosine")
+class Cosine:
+    """Linear warm-up, then half a cosine from the peak down to ``final_scale`` (wav2vec 2019)."""
+
+    def __init__(self, total_updates: int, warmup_updates: int = 0, final_scale: float = 0.0) -> None:
+        _check_warmup("cosine", warmup_updates, total_updates)
+        if not 0.0 <= final_scale <= 1.0:
+            raise ValueError(f"cosine: final_scale must be in [0, 1], got {final_scale}")
+        self.total_updates = total_updates
+        self.warmup_updates = warmup_updates
+        self.final_scale = final_scale
+
+    def __call__(self, u: int) -> float:
+        if u < self.warmup_updates:
+            return _warmup(u, self.warmup_updates, 0.0)
+        progress = min((u - self.warmup_updates) / max(self.total_updates - self.warmup_updates, 1), 1.0)
+        return self.final_scale + (1.0 - self.final_scale) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@SCHEDULERS.register("inverse_sqrt")
+class InverseSqrt:
+    """Linear warm-up, then ``sqrt(warmup / u)`` (Transformer / w2v-BERT); total_updates is unused
+    by the formula but checked like every schedule's."""
+
+    def __init__(self, total_updates: int, warmup_updates: int) -> None:
+        _check_warmup("inverse_sqrt", warmup_updates, total_updates)
+        if warmup_updates < 1:
+            raise ValueError("inverse_sqrt: warmup_updates must be >= 1 (the decay is relative to it)")
+        self.warmup_updates = warmup_updates
+
+    def __call__(self, u: int) -> float:
+        if u < self.warmup_updates:
+            return _warmup(u, self.warmup_updates, 0.0)
+        return math.sqrt(self.warmup_updates / u)

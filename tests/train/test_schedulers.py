@@ -39,6 +39,15 @@ def test_linear_and_poly():
     assert poly(0) == 1.0 and poly(500) == pytest.approx(0.1 + 0.9 * 0.25) and poly(1000) == pytest.approx(0.1)
 
 
+def test_cosine_and_inverse_sqrt():
+    cos = build("cosine", warmup_updates=100, final_scale=0.1)
+    assert cos(50) == 0.5 and cos(100) == 1.0
+    assert cos(550) == pytest.approx(0.1 + 0.9 * 0.5) and cos(1000) == pytest.approx(0.1) and cos(5000) == pytest.approx(0.1)
+    assert cos(325) == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi / 4)))
+    inv = build("inverse_sqrt", warmup_updates=100)
+    assert inv(50) == 0.5 and inv(100) == 1.0 and inv(400) == pytest.approx(0.5) and inv(10_000) == pytest.approx(0.1)
+
+
 def test_constant():
     c = build("constant", warmup_updates=10)
     assert c(5) == 0.5 and c(10) == 1.0 and c(10**6) == 1.0
@@ -52,6 +61,8 @@ def test_constant():
         ({"name": "tri_stage", "final_scale": 0.0}, "final_scale in \\(0, 1\\]"),
         ({"name": "linear", "warmup_updates": 2000}, "warmup_updates must be in \\[0, total_updates=1000\\]"),
         ({"name": "poly", "power": -1.0}, "need power > 0"),
+        ({"name": "cosine", "final_scale": 2.0}, "final_scale must be in \\[0, 1\\]"),
+        ({"name": "inverse_sqrt", "warmup_updates": 0}, "warmup_updates must be >= 1"),
     ],
 )
 def test_bad_arguments(spec, message):
