@@ -5,7 +5,7 @@ PY := $(abspath $(VENV))/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: demo test venv debian-deps kenlm clean-venv
+.PHONY: demo test venv debian-deps kenlm clean-venv bench
 
 $(STAMP): setup.py tools/setup_venv.sh
 	bash tools/setup_venv.sh $(VENV)
@@ -27,6 +27,10 @@ test: debian-deps $(STAMP)
 demo: debian-deps $(STAMP) kenlm
 	cd egs/asterisk/ssl1 && PATH=$(abspath $(VENV))/bin:$$PATH ./run.sh
 	@echo "Demo finished. Results: egs/asterisk/ssl1/RESULTS.md, data reports: egs/asterisk/ssl1/data/*/report.txt, logs: egs/asterisk/ssl1/exp/"
+
+# Speed tables of docs/benchmarks.md (minutes on a small CPU; see each script's --help for sizes).
+bench: $(STAMP)
+	for b in encoder masking data kmeans decode; do $(PY) bench/$$b.py || exit 1; done
 
 clean-venv:
 	rm -rf $(VENV)

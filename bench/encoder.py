@@ -256,8 +256,8 @@ def bench_model(kind: str, args: argparse.Namespace, device: torch.device) -> Li
     return rows
 
 
-def markdown(rows: List[Dict[str, object]], show_mfu: bool) -> str:
-    head = ["model", "impl", "step (s)", "audio s / s", "x speechssl2", "peak mem (MiB)", "TFLOP/s"]
+def markdown(rows: List[Dict[str, object]], show_mfu: bool, clock: str = "wall") -> str:
+    head = ["model", "impl", f"step ({clock} s)", "audio s / s", "x speechssl2", "peak mem (MiB)", "TFLOP/s"]
     if show_mfu:
         head.append("MFU")
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -316,7 +316,7 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
         rows += bench_model(kind, args, device)
     print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} seconds={args.seconds} "
           f"repeats={args.repeats} ({args.stat}, {args.clock} clock) compile={args.compile} torch={torch.__version__}")
-    print(markdown(rows, show_mfu=device.type == "cuda"))
+    print(markdown(rows, show_mfu=device.type == "cuda", clock=args.clock))
     return rows
 
 
