@@ -31,7 +31,8 @@ speechssl2 step (matmuls and convs, forward + backward); "TFLOP/s" divides that 
 by each implementation's step time, and on CUDA MFU is that over the device's dense
 bf16 peak.
 
-    python bench/encoder.py --models wav2vec2,hubert,wavlm --batch 4 --seconds 4 --repeats 3
+    python bench/encoder.py --models wav2vec2,hubert,wavlm --batch 2 --seconds 4 --repeats 5 \
+        --impls speechssl2,speechssl2-plain,transformers,torchaudio
 """
 from __future__ import annotations
 
@@ -147,11 +148,10 @@ def plain_formulas():
         conv_frontend.masked_group_norm, transformer.gated_position_mask = saved
 
 
-def step_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool) -> Callable[[], None]:
+def step_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool,
+            wavlm: bool = False) -> Callable[[], None]:
     """One forward + backward of ``mean(last_hidden_state ** 2)``."""
     mask = (torch.arange(wav.shape[1], device=wav.device)[None] < lengths[:, None]).long()
-    wavlm = type(model).__name__ != "Upstream" and hasattr(model, "encoder") and \
-        any("rel_attn_embed" in name for name, _ in model.named_parameters())
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
 
     def forward() -> Tensor:
@@ -225,7 +225,7 @@ def bench_model(kind: str, args: argparse.Namespace, device: torch.device) -> Li
         model = models[impl].to(device).train()
         if args.compile:
             model = torch.compile(model)
-        steps[impl] = step_fn(impl, model, wav, lengths, amp)
+        steps[impl] = step_fn(impl, model, wav, lengths, amp, wavlm=kind == "wavlm")
     flops = count_flops(step_fn("speechssl2", models["speechssl2"], wav, lengths, amp)) \
         if "speechssl2" in models and not args.compile else float("nan")
     for step in steps.values():  # warm-up (and compilation)
@@ -281,7 +281,7 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--impls", default=",".join(IMPLS[:3]),
                    help="comma list of " + ", ".join(IMPLS) + " (speechssl2-plain: our model with the fast "
                    "paths swapped for the plain formulas, for before/after)")
-    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--batch", type=int, default=2)
     p.add_argument("--seconds", type=float, default=4.0, help="longest utterance of the batch")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
