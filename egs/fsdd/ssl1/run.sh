@@ -80,14 +80,18 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
           --set model.encoder.upstream="$src" "${freeze[@]}" --set model.tokenizer="$data/lang_char" \
           --set data.train="$data/train_mini/cuts.jsonl.gz" --set data.valid="$data/test/cuts.jsonl.gz" \
           --set seed="$seed" --set exp_dir="$d"
-      run_stage "mini_decode_${up}_$seed" "$conf/decode_greedy.yaml $d/checkpoint_last.pt" -- \
-        python -m speechssl2.bin.decode --config "$conf/decode_greedy.yaml" --set checkpoint="$d/checkpoint_last.pt" \
-          --set cuts="$data/test/cuts.jsonl.gz" --set out_dir="$d/decode_greedy_test" --set meta.upstream="$up" \
-          --set meta.finetune_set="train_mini (${mini_budget}s)" --set meta.test_set=test --set meta.seed="$seed"
+      for dec in greedy beam_lm; do
+        [ "$dec" = beam_lm ] && [ ! -f "$exp/lm_word3/lm.bin" ] && continue  # stage 5 not run / no KenLM
+        run_stage "mini_decode_${up}_${seed}_$dec" "$conf/decode_$dec.yaml $d/checkpoint_last.pt" -- \
+          python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" --set checkpoint="$d/checkpoint_last.pt" \
+            --set cuts="$data/test/cuts.jsonl.gz" --set out_dir="$d/decode_${dec}_test" --set lm_dir="$exp/lm_word3" \
+            --set meta.upstream="$up" --set meta.finetune_set="train_mini (${mini_budget}s)" --set meta.test_set=test \
+            --set meta.seed="$seed"
+      done
     done
   done
   python -m speechssl2.bin.seed_table --set exp_dir="$exp/mini" --set output="$work_dir/MINI_REPRO.md" \
     --set plot="$work_dir/MINI_REPRO.png" --set title="FSDD mini reproduction: upstreams at a ${mini_budget} s labeled budget" \
-    --set "notes=CTC fine-tuning with conf/finetune_mini.yaml (equal updates for every upstream), greedy decoding of the FSDD test set; chance is 90 % WER."
+    --set "notes=CTC fine-tuning with conf/finetune_mini.yaml (equal updates for every upstream), decoding of the FSDD test set greedily and with the stage-5 word 3-gram over the digit lexicon; chance is 90 % WER."
   cat "$work_dir/MINI_REPRO.md"
 fi
