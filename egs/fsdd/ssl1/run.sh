@@ -79,7 +79,7 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
         $train_cmd -- python -m speechssl2.bin.finetune --config "$conf/finetune_mini.yaml" \
           --set model.encoder.upstream="$src" "${freeze[@]}" --set model.tokenizer="$data/lang_char" \
           --set data.train="$data/train_mini/cuts.jsonl.gz" --set data.valid="$data/test/cuts.jsonl.gz" \
-          --set seed="$seed" --set exp_dir="$d"
+          --set trainer.seed="$seed" --set exp_dir="$d"
       for dec in greedy beam_lm; do
         [ "$dec" = beam_lm ] && [ ! -f "$exp/lm_word3/lm.bin" ] && continue  # stage 5 not run / no KenLM
         run_stage "mini_decode_${up}_${seed}_$dec" "$conf/decode_$dec.yaml $d/checkpoint_last.pt" -- \
