@@ -91,7 +91,7 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
     done
   done
   python -m speechssl2.bin.seed_table --set exp_dir="$exp/mini" --set output="$work_dir/MINI_REPRO.md" \
-    --set plot="$work_dir/MINI_REPRO.png" --set title="FSDD mini reproduction: upstreams at a ${mini_budget} s labeled budget" \
+    --set plot="$work_dir/MINI_REPRO.png" --set title="FSDD mini reproduction, upstreams at a ${mini_budget} s labeled budget" \
     --set "notes=CTC fine-tuning with conf/finetune_mini.yaml (equal updates for every upstream), decoding of the FSDD test set greedily and with the stage-5 word 3-gram over the digit lexicon; chance is 90 % WER."
   cat "$work_dir/MINI_REPRO.md"
 fi
