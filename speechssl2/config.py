@@ -67,8 +67,20 @@ def apply_overrides(data: Dict[str, Any], overrides: Sequence[str]) -> Dict[str,
             if not isinstance(child, dict):
                 raise ConfigError(f"override {item!r}: {key!r} holds {child!r}, not a mapping")
             node = child
-        node[keys[-1]] = parse_yaml(raw) if raw != "" else ""
+        node[keys[-1]] = override_value(raw)
     return data
+
+
+def override_value(raw: str) -> Any:
+    """A command-line value as YAML (``1e-4``, ``[1, 2]``, ``{name: x}``); text that is not
+    valid YAML (``'abc`` with an unmatched quote, e.g. a character set) stays a string, and
+    the dataclass type check still rejects it where a string is wrong."""
+    if raw == "":
+        return ""
+    try:
+        return parse_yaml(raw)
+    except yaml.YAMLError:
+        return raw
 
 
 def from_dict(cls: Type[C], data: Mapping[str, Any], where: str = "") -> C:

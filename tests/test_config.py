@@ -64,6 +64,13 @@ def test_bad_override_syntax(tmp_path):
         load_config(Exp, write(tmp_path, {"name": "a"}), ["optim.lr"])
 
 
+def test_override_that_is_not_yaml_stays_a_string_and_is_still_type_checked(tmp_path):
+    cfg = load_config(Exp, write(tmp_path, {"name": "a"}), ["name='abc"])  # unmatched quote: a character set
+    assert cfg.name == "'abc"
+    with pytest.raises(ConfigTypeError, match="optim.betas: expected"):
+        load_config(Exp, write(tmp_path, {"name": "a"}), ["optim.betas=[0.9, 0.98"])
+
+
 def test_resolved_config_round_trips(tmp_path):
     cfg = load_config(Exp, write(tmp_path, {"name": "a"}), ["optim.lr=0.5"])
     out = save_config(cfg, tmp_path / "exp" / "config.yaml")

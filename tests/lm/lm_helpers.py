@@ -28,7 +28,7 @@ def asterisk_sentences(max_chars: int = 80) -> Dict[str, List[str]]:
 
 
 def char_spec(sentences: List[str]) -> dict:
-    return {"name": "char", "letters": "".join(CharTokenizer.train(sentences).chars())}
+    return {"name": "char", "letters": "".join(sorted(CharTokenizer.train(sentences).chars()))}
 
 
 def perplexity(lm: torch.nn.Module, sentences: List[str]) -> float:
