@@ -13,8 +13,8 @@ setup(
     packages=find_packages(include=["speechssl2", "speechssl2.*"]),
     python_requires=">=3.10",
     install_requires=[
-        "torch==2.11.*",
-        "torchaudio==2.11.*",
+        "torch==2.11.0",
+        "torchaudio==2.11.0",  # same patch release as torch: torchaudio 2.11.1 fails to import beside torch 2.11.0
         "lhotse>=1.30",
         "kaldiio>=2.18",
         "sentencepiece>=0.2",

@@ -17,3 +17,5 @@ fi
 # espnet without its dependency tree (see setup.py for why); version from setup.py.
 espnet=$(sed -n 's/^ESPNET = "\(.*\)"/\1/p' setup.py)
 "$venv/bin/python" -m pip install -q --no-deps "$espnet"
+# Fail here, not in pytest, when torch and torchaudio do not load together.
+"$venv/bin/python" -c "import torchaudio.functional, speechssl2.bin.list"
