@@ -20,7 +20,9 @@ debian-deps:
 kenlm: $(STAMP)
 	bash tools/install_kenlm.sh $(PY)
 
-test: debian-deps $(STAMP)
+# Without root the Debian packages cannot be installed: the tests that need them skip and say so.
+test: $(STAMP)
+	@bash tools/install_debian_deps.sh || echo "Debian packages missing: the asterisk/espeak tests will be skipped (see above)"
 	@bash tools/install_kenlm.sh $(PY) || echo "KenLM not built: the n-gram tests will be skipped (see above)"
 	$(PY) -m pytest -q -rs $(PYTEST_ARGS)
 

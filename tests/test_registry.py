@@ -60,3 +60,17 @@ def test_wrong_type_is_named(family):
 def test_missing_name(family):
     with pytest.raises(RegistryError, match="has no 'name'"):
         family.build({"dim": 3})
+
+
+def test_bin_list_shows_every_family_with_its_keys(capsys):
+    from speechssl2.bin import list as list_bin
+    from speechssl2.registry import FAMILIES, load_components
+
+    load_components()
+    list_bin.main([])
+    lines = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines())
+    for family in ("frontends", "encoders", "quantizers", "objectives", "heads", "losses", "tokenizers", "corpora"):
+        assert FAMILIES[family].keys(), f"{family}: nothing registered"
+        assert lines[family].split(", ") == FAMILIES[family].keys()
+    with pytest.raises(SystemExit):
+        list_bin.main(["no_such_family"])

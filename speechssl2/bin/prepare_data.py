@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +86,7 @@ def _finish_set(cfg: PrepareDataConfig, set_dir: Path, cuts: CutSet) -> Validati
 
 
 def _up_to_date(cfg: PrepareDataConfig, stamp: Path) -> bool:
-    """True when ``stamp`` records this exact config and is newer than every input path."""
+    """True when ``stamp`` records this exact config and is newer than every input file."""
     if not stamp.is_file():
         return False
     done = json.loads(stamp.read_text(encoding="utf-8"))
@@ -95,7 +96,24 @@ def _up_to_date(cfg: PrepareDataConfig, stamp: Path) -> bool:
     if not all(p.is_file() for p in outputs):
         return False
     inputs = [Path(v) for k, v in cfg.corpus.items() if k != "name" and isinstance(v, str) and Path(v).exists()]
-    return all(p.stat().st_mtime < stamp.stat().st_mtime for p in inputs)
+    return all(_newest_mtime(p) < stamp.stat().st_mtime for p in inputs)
+
+
+def _newest_mtime(path: Path) -> float:
+    """Newest modification time of ``path`` and, for a directory, of everything under it.
+
+    A file rewritten in place changes its own mtime, not its directory's.
+    """
+    if not path.is_dir():
+        return path.stat().st_mtime
+    newest = path.stat().st_mtime
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            try:
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
+            except FileNotFoundError:  # a dangling link
+                continue
+    return newest
 
 
 if __name__ == "__main__":

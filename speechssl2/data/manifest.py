@@ -8,9 +8,10 @@ includes.
 from __future__ import annotations
 
 import logging
+import struct
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from collections import Counter, defaultdict
 from typing import Dict, Iterable, List
 
 from lhotse import CutSet, MonoCut, Recording, RecordingSet, SupervisionSegment, SupervisionSet
@@ -36,10 +37,33 @@ def read_recording(path: Path, recording_id: str, problems: List[Problem]) -> Re
         problems.append(Problem(recording_id, "empty", f"{path}: 0-byte file"))
         return None
     try:
-        return Recording.from_file(path, recording_id=recording_id)
+        rec = Recording.from_file(path, recording_id=recording_id)
     except Exception as err:  # soundfile, audioread and ffmpeg each raise their own types
         problems.append(Problem(recording_id, "unreadable", f"{path}: {_one_line(err)[:300]}"))
         return None
+    if path.suffix.lower() == ".wav" and (missing := wav_missing_bytes(path)) > 0:
+        # libsndfile reads such a file as a shorter one: the cut would be silently short.
+        problems.append(Problem(recording_id, "truncated", f"{path}: {missing} bytes of audio data missing"))
+        return None
+    return rec
+
+
+def wav_missing_bytes(path: Path) -> int:
+    """Bytes the RIFF ``data`` chunk declares beyond the end of the file (0 when complete).
+
+    A copy or download cut off inside the audio data keeps a valid header, so decoders
+    read it without complaint; only the declared chunk size tells.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        if f.read(12)[:4] != b"RIFF":
+            return 0  # RF64 and other containers: trust the decoder
+        while len(head := f.read(8)) == 8:
+            chunk, length = head[:4], struct.unpack("<I", head[4:])[0]
+            if chunk == b"data":
+                return max(0, f.tell() + length - size) if length != 0xFFFFFFFF else 0
+            f.seek(length + (length & 1), 1)
+    return 0
 
 
 def whole_recording_supervision(rec: Recording, **fields: object) -> SupervisionSegment:

@@ -10,25 +10,25 @@ YAML::
         freeze_updates: 10000
         time_mask: [0.05, 10]
         channel_mask: [0.0016, 64]
-      dropout: 0.1
+      head: {name: linear, dropout: 0.1}   # a HEADS key: (B, T, D) -> (B, T, V) logits
 
 The loss is summed over utterances and divided by their number (``sample_size`` = B).
 """
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torchaudio.functional import edit_distance
 
 from speechssl2.decoding.ctc import ctc_greedy, ctc_greedy_ids
 from speechssl2.finetune.encoder import FineTuneEncoder
-from speechssl2.finetune.tokenizer import BLANK, TokenizerSpec, build_tokenizer, encode_batch
+from speechssl2.finetune.heads import CTCLoss
+from speechssl2.finetune.tokenizer import TokenizerSpec, build_tokenizer, encode_batch
 from speechssl2.interfaces import StepOutput
-from speechssl2.registry import MODELS, check_arguments
+from speechssl2.registry import HEADS, MODELS, check_arguments
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,16 @@ def ctc_min_frames(targets: Tensor, target_lens: Tensor) -> Tensor:
 
 @MODELS.register("ctc")
 class CTCModel(nn.Module):
-    """Upstream (+ weighted layer sum) -> dropout -> Linear(D, V) -> CTC."""
+    """Upstream (+ weighted layer sum) -> head (default: dropout + Linear(D, V)) -> CTC."""
 
-    def __init__(self, encoder: Dict[str, Any], tokenizer: TokenizerSpec, dropout: float = 0.0) -> None:
+    def __init__(self, encoder: Dict[str, Any], tokenizer: TokenizerSpec,
+                 head: Optional[Dict[str, Any]] = None) -> None:
         super().__init__()
         self.tokenizer = build_tokenizer(tokenizer)
         self.encoder = build_encoder(encoder, where="models.ctc.encoder")
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(self.encoder.embed_dim, self.tokenizer.vocab_size))
+        self.head = HEADS.build(head or {"name": "linear"}, in_dim=self.encoder.embed_dim,
+                                out_dim=self.tokenizer.vocab_size)
+        self.criterion = CTCLoss()
 
     def set_num_updates(self, num_updates: int) -> None:
         self.encoder.set_num_updates(num_updates)
@@ -68,8 +71,7 @@ class CTCModel(nn.Module):
         targets, target_lens = encode_batch(self.tokenizer, batch["text"], batch["ids"])
         targets, target_lens = targets.to(log_probs.device), target_lens.to(log_probs.device)
         self._warn_infeasible(batch["ids"], lengths, targets, target_lens)
-        loss = F.ctc_loss(log_probs.transpose(0, 1), targets, lengths, target_lens, blank=BLANK,
-                          reduction="sum", zero_infinity=True) / len(lengths)
+        loss = self.criterion(log_probs, lengths, targets, target_lens)
         metrics: Dict[str, float] = {}
         if not self.training:
             metrics["token_error_rate"] = self._token_error_rate(log_probs, lengths, targets, target_lens)

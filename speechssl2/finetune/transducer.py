@@ -23,11 +23,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchaudio.functional import rnnt_loss
 
 from speechssl2.decoding.hypothesis import Hypothesis
 from speechssl2.decoding.transducer import TokenLM, beam_search, greedy_search
 from speechssl2.finetune.ctc import build_encoder
+from speechssl2.finetune.heads import CTCLoss, LinearHead, RNNTLoss
 from speechssl2.finetune.tokenizer import BLANK, TokenizerSpec, build_tokenizer, encode_batch
 from speechssl2.interfaces import StepOutput
 from speechssl2.registry import MODELS
@@ -107,7 +107,8 @@ class TransducerModel(nn.Module):
         self.predictor = PredictionNetwork(vocab, **(predictor or {}))
         self.joiner = Joiner(dim, self.predictor.output_dim, joint_dim, vocab)
         self.ctc_weight = ctc_weight
-        self.ctc_head = nn.Linear(dim, vocab) if ctc_weight > 0 else None
+        self.ctc_head = LinearHead(dim, vocab) if ctc_weight > 0 else None
+        self.rnnt_loss, self.ctc_loss = RNNTLoss(), CTCLoss()
 
     def set_num_updates(self, num_updates: int) -> None:
         self.encoder.set_num_updates(num_updates)
@@ -127,14 +128,11 @@ class TransducerModel(nn.Module):
         sos = torch.full((len(targets), 1), BLANK, dtype=torch.long, device=x.device)
         pred, _ = self.predictor(torch.cat([sos, targets], dim=1))  # (B, U + 1, H)
         logits = self.joiner(x, pred).float()  # (B, T, U + 1, V)
-        rnnt = rnnt_loss(logits, targets.int(), lengths.int(), target_lens.int(), blank=BLANK,
-                         reduction="sum") / len(lengths)
+        rnnt = self.rnnt_loss(logits, lengths, targets, target_lens)
         terms = {"rnnt": rnnt.detach()}
         loss = rnnt
         if self.ctc_head is not None:
-            log_probs = self.ctc_head(x).float().log_softmax(-1).transpose(0, 1)  # (T, B, V)
-            ctc = F.ctc_loss(log_probs, targets, lengths, target_lens, blank=BLANK, reduction="sum",
-                             zero_infinity=True) / len(lengths)
+            ctc = self.ctc_loss(self.ctc_head(x).float().log_softmax(-1), lengths, targets, target_lens)
             terms["ctc"] = ctc.detach()
             loss = rnnt + self.ctc_weight * ctc
         return StepOutput(loss=loss, terms=terms, sample_size=len(lengths))

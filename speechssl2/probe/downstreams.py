@@ -18,10 +18,11 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from speechssl2.decoding.ctc import ctc_greedy
+from speechssl2.finetune.heads import CTCLoss, LinearHead
 from speechssl2.finetune.tokenizer import encode_batch
 from speechssl2.registry import DOWNSTREAMS
 from speechssl2.scoring.wer import word_stats
-from speechssl2.tokenizers import BLANK, CharTokenizer
+from speechssl2.tokenizers import CharTokenizer
 
 
 class Downstream(nn.Module, ABC):
@@ -98,7 +99,8 @@ class CTCRecognizer(Downstream):
         self.tokenizer = CharTokenizer.train(labels)
         self.lstm = nn.LSTM(input_dim, hidden_dim, num_layers, batch_first=True, bidirectional=True,
                             dropout=dropout if num_layers > 1 else 0.0)
-        self.out = nn.Sequential(nn.Dropout(dropout), nn.Linear(2 * hidden_dim, self.tokenizer.vocab_size))
+        self.out = LinearHead(2 * hidden_dim, self.tokenizer.vocab_size, dropout=dropout)
+        self.criterion = CTCLoss()
 
     def log_probs(self, x: Tensor, lengths: Tensor) -> Tensor:
         """(B, T, D) -> (B, T, V); packed so that padding never reaches the backward direction."""
@@ -108,9 +110,7 @@ class CTCRecognizer(Downstream):
 
     def loss(self, x: Tensor, lengths: Tensor, labels: Sequence[str], ids: Sequence[str]) -> Tensor:
         targets, target_lens = encode_batch(self.tokenizer, labels, ids)  # (B, U), (B,)
-        log_probs = self.log_probs(x, lengths)
-        return F.ctc_loss(log_probs.transpose(0, 1), targets.to(x.device), lengths, target_lens.to(x.device),
-                          blank=BLANK, reduction="sum", zero_infinity=True) / len(labels)
+        return self.criterion(self.log_probs(x, lengths), lengths, targets.to(x.device), target_lens.to(x.device))
 
     @torch.no_grad()
     def predict(self, x: Tensor, lengths: Tensor) -> List[str]:

@@ -61,14 +61,14 @@ class EditStats:
         )
 
 
-def edit_stats(ref: Sequence[str], hyp: Sequence[str]) -> EditStats:
-    """Minimum-edit alignment of ``ref`` to ``hyp`` (token sequences) and its S/D/I counts."""
-    cost = _suffix_costs(ref, hyp)
-    alignment = _walk(cost, ref, hyp)
+def edit_stats(ref_words: Sequence[str], hyp_words: Sequence[str]) -> EditStats:
+    """Minimum-edit alignment of ``ref_words`` to ``hyp_words`` (any tokens) and its S/D/I counts."""
+    cost = _suffix_costs(ref_words, hyp_words)
+    alignment = _walk(cost, ref_words, hyp_words)
     counts = {op: 0 for op in "CSDI"}
     for pair in alignment:
         counts[pair.op] += 1
-    return EditStats(counts["S"], counts["D"], counts["I"], len(ref), alignment)
+    return EditStats(counts["S"], counts["D"], counts["I"], len(ref_words), alignment)
 
 
 def _suffix_costs(ref: Sequence[str], hyp: Sequence[str]) -> List[List[Tuple[int, int]]]:

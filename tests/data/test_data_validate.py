@@ -15,6 +15,7 @@ from speechssl2.data.validate import validate_cuts
 
 EXPECTED = {
     "truncated": "unreadable",  # WAV cut inside its header
+    "truncated_body": "truncated",  # WAV cut inside its audio data: the header is intact
     "zero_bytes": "empty",  # 0-byte file
     "clip_5ms": "too_short",  # 40 samples at 8 kHz = 80 at 16 kHz < 400
     "nan_samples": "non_finite",
@@ -42,6 +43,7 @@ def bad_corpus(tmp_path: Path) -> Path:
     sf.write(audio / "nan_samples.wav", nan, 16000, subtype="FLOAT")
     (audio / "zero_bytes.wav").write_bytes(b"")
     (audio / "truncated.wav").write_bytes((audio / "good_16k.wav").read_bytes()[:20])
+    (audio / "truncated_body.wav").write_bytes((audio / "good_16k.wav").read_bytes()[:44 + 8000])
     words = {"good_16k": "HELLO, world!", "good_8k": "it's fine", "no_words": ""}
     lines = [f"{p.stem} {words.get(p.stem, 'some words')}".rstrip() for p in sorted(audio.glob("*.wav"))]
     (tmp_path / "text").write_text("\n".join(lines) + "\n")
@@ -64,11 +66,20 @@ def test_every_bad_file_is_reported_by_id_with_its_reason(bad_corpus):
     clean = CutSet.from_file(set_dir / "cuts.jsonl.gz")
     assert sorted(clean.ids) == ["good_16k", "good_8k", "stereo_48k"]
     raw = CutSet.from_file(set_dir / "cuts_raw.jsonl.gz")  # unreadable files never became cuts
-    assert sorted(raw.ids) == sorted(set(EXPECTED) - {"truncated", "zero_bytes"} | {"good_16k", "good_8k"})
+    assert sorted(raw.ids) == sorted(set(EXPECTED) - {"truncated", "truncated_body", "zero_bytes"} | {"good_16k", "good_8k"})
     text = (set_dir / "report.txt").read_text()
     for utt, reason in EXPECTED.items():
         assert f"{utt}\t{reason}\t" in text
     assert "too_short" in text.split("Problems by utterance id:")[0]  # the summary table
+
+
+def test_rerun_notices_a_file_rewritten_in_place(bad_corpus):
+    _run_prepare(bad_corpus)
+    assert _run_prepare(bad_corpus) == {}  # unchanged inputs: skipped
+    good = bad_corpus / "audio" / "good_8k.wav"
+    good.write_bytes(good.read_bytes()[:44 + 100])  # the directory's own mtime does not change
+    report = _run_prepare(bad_corpus)["all"]
+    assert report.reasons_of("good_8k") == ["truncated"]
 
 
 def test_kept_stereo_cut_loads_as_channel_0_at_16k(bad_corpus):

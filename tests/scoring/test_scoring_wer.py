@@ -62,7 +62,7 @@ def test_matches_torchaudio_edit_distance_and_alignment_rebuilds_both_sides():
     for _ in range(300):
         ref = [rng.choice(vocab) for _ in range(rng.randint(0, 9))]
         hyp = [rng.choice(vocab) for _ in range(rng.randint(0, 9))]
-        stats = edit_stats(ref, hyp)
+        stats = edit_stats(ref_words=ref, hyp_words=hyp)  # the documented keyword names
         assert stats.errors == edit_distance(ref, hyp)
         assert [p.ref for p in stats.alignment if p.ref is not None] == ref
         assert [p.hyp for p in stats.alignment if p.hyp is not None] == hyp
