@@ -44,6 +44,22 @@ def test_run_stage_failed_command_leaves_no_marker(tmp_path):
     assert res.returncode != 0 and not (tmp_path / "marks" / "s.done").exists()
 
 
+def test_run_stage_exit_75_passes_without_a_marker(tmp_path):
+    res = sh(f"{UTILS}/run_stage.sh {tmp_path}/marks s '' -- bash -c 'exit 75'", tmp_path)
+    assert res.returncode == 0 and "skipped by the stage itself" in res.stdout
+    assert not (tmp_path / "marks" / "s.done").exists()
+
+
+def test_train_ngram_without_kenlm_exits_75(tmp_path, monkeypatch):
+    from speechssl2.bin import train_ngram
+
+    text = tmp_path / "text"
+    text.write_text("u1 hello world\n")
+    monkeypatch.setattr(train_ngram, "find_kenlm", lambda: None)
+    status = train_ngram.exit_status(["--set", f"texts=[{text}]", "--set", f"out_dir={tmp_path}/lm"])
+    assert status == 75 and not (tmp_path / "lm").exists()
+
+
 def _count(manifest: Path) -> int:
     with gzip.open(manifest, "rt") as f:
         return sum(1 for _ in f)

@@ -6,6 +6,8 @@
 # fingerprint in <marker_dir>/<name>.done means done: skip. A changed config or
 # input reruns the stage. The marker is written only after the command succeeds,
 # so a stage killed half-way runs again (and the Python stage resumes itself).
+# A command that exits 75 has skipped its work on purpose (a missing optional tool):
+# the stage counts as passed but is not marked done, so it runs once the tool is there.
 set -euo pipefail
 [ $# -ge 4 ] || { echo "usage: $0 marker_dir name \"inputs\" -- command..." >&2; exit 1; }
 marker_dir=$1; name=$2; inputs=$3; shift 3
@@ -35,5 +37,11 @@ if [ -f "$marker" ] && [ "$(cat "$marker")" = "$fp" ]; then
   exit 0
 fi
 echo "[$name] running: $*"
-"$@"
+rc=0
+"$@" || rc=$?
+if [ "$rc" = 75 ]; then
+  echo "[$name] skipped by the stage itself: not marked done, it runs again next time"
+  exit 0
+fi
+[ "$rc" = 0 ] || exit "$rc"
 echo "$fp" > "$marker.tmp" && mv "$marker.tmp" "$marker"

@@ -7,12 +7,14 @@
 ``lexicon.txt`` spelling every training word with it: the pair lexicon search needs.
 ``unit=token`` writes a token n-gram for lexicon-free search (``tokenizer`` required).
 When the KenLM binaries are absent (``tools/install_kenlm.sh`` not run) the stage logs
-why and exits 0 without output, so a recipe carries on with LM-free decoding.
+why and exits 75 without output: ``utils/run_stage.sh`` carries on with LM-free decoding
+and does not mark the stage done, so it builds the LM once KenLM is there.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Literal, Optional
@@ -26,6 +28,7 @@ from speechssl2.text import normalize_text
 from speechssl2.tokenizers.base import load_tokenizer
 
 log = logging.getLogger("speechssl2.train_ngram")
+SKIPPED = 75  # exit status utils/run_stage.sh reads as "skipped, not done" (BSD EX_TEMPFAIL)
 
 
 @dataclass
@@ -64,5 +67,10 @@ def main(argv: List[str] | None = None) -> Optional[Path]:
     return train_ngram(load_config(TrainNgramConfig, args.config, args.overrides))
 
 
+def exit_status(argv: List[str] | None = None) -> int:
+    """The process exit status: 0 when the LM was built, ``SKIPPED`` without KenLM."""
+    return SKIPPED if main(argv) is None else 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(exit_status())
