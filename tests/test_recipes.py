@@ -80,3 +80,11 @@ def test_fsdd_recipe_data_stages(tmp_path, fsdd_dir):
     assert "0 dropped" in (data / "test" / "report_chars.txt").read_text()
     again = sh(args, tmp_path)
     assert again.returncode == 0 and "up to date, skipping" in again.stdout
+    bpe = sh(f"{run} --fsdd_dir {fsdd_dir} --work_dir {tmp_path} --stage 1 --stop_stage 1 --token_type bpe", tmp_path)
+    assert bpe.returncode == 0, bpe.stderr[-3000:]
+    from speechssl2.tokenizers.base import load_tokenizer
+
+    tok = load_tokenizer(data / "lang_bpe")
+    assert type(tok).__name__ == "SentencePieceTokenizer"
+    assert tok.decode(tok.encode("seven three")) == "seven three"
+    assert len(tok.encode("seven")) < len("seven")  # BPE merged letters of a frequent word

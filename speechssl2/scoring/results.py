@@ -14,8 +14,8 @@ from typing import Any, Dict, List
 from speechssl2.config import atomic_write_text
 
 COLUMNS = [  # (header, result.json key)
-    ("upstream", "upstream"), ("fine-tune set", "finetune_set"), ("decoder", "decoder"), ("LM", "lm"),
-    ("test set", "test_set"), ("seed", "seed"), ("#utts", "num_utts"), ("WER %", "wer"), ("CER %", "cer"),
+    ("upstream", "upstream"), ("fine-tune set", "finetune_set"), ("units", "units"), ("decoder", "decoder"),
+    ("LM", "lm"), ("test set", "test_set"), ("seed", "seed"), ("#utts", "num_utts"), ("WER %", "wer"), ("CER %", "cer"),
     ("S", "substitutions"), ("D", "deletions"), ("I", "insertions"), ("RTF", "rtf"),
 ]
 REQUIRED = ("num_utts", "wer", "cer", "substitutions", "deletions", "insertions")
@@ -34,7 +34,7 @@ def collect_results(exp_dir: str | os.PathLike) -> List[Dict[str, Any]]:
             raise ValueError(f"{path}: missing field(s) {', '.join(absent)}; was it written by speechssl2.bin.score?")
         row["path"] = str(path.parent.relative_to(exp_dir))
         rows.append(row)
-    rows.sort(key=lambda r: tuple(str(r.get(k, "")) for _, k in COLUMNS[:6]) + (r["path"],))
+    rows.sort(key=lambda r: tuple(str(r.get(k, "")) for _, k in COLUMNS[:7]) + (r["path"],))
     return rows
 
 
@@ -70,7 +70,7 @@ def plot_results(rows: List[Dict[str, Any]], path: str | os.PathLike) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [" / ".join(str(r.get(k, "-")) for _, k in COLUMNS[:5]) for r in rows]
+    labels = [" / ".join(str(r.get(k, "-")) for _, k in COLUMNS[:6]) for r in rows]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.2))
     ax.barh(range(len(rows)), [r["wer"] for r in rows], color="tab:blue")
     ax.set_yticks(range(len(rows)), labels, fontsize=7)

@@ -4,7 +4,8 @@
 # stage whose command and inputs are unchanged, and the Python stages resume when killed.
 #
 # Stages:
-#   1  tokenizer (characters) on the labeled training transcripts; re-validate sets against it
+#   1  tokenizer (conf/tokenizer_<token_type>.yaml: characters, or SentencePiece BPE) on the
+#      labeled training transcripts; re-validate sets against it
 #   2  HuBERT iteration-1 targets on the pre-training set: MFCC -> k-means -> labels on cuts (+PNMI)
 #   3  SSL pre-training (conf/pretrain_<model>.yaml)
 #   4  CTC fine-tuning of the pre-trained upstream (conf/finetune_ctc.yaml)
@@ -25,6 +26,7 @@ dev_set=en_dev
 test_sets=en_test
 labeled_sets="en_train en_dev en_test"
 pretrain_model=hubert       # conf/pretrain_<model>.yaml
+token_type=char             # conf/tokenizer_<token_type>.yaml: char or bpe
 pnmi=false                  # PNMI report of the targets (needs transcripts on pretrain_set)
 decode_checkpoint=checkpoint_best.pt  # best on dev_set; use checkpoint_last.pt when dev_set is a test set
 . utils/parse_options.sh
@@ -33,20 +35,20 @@ data=$work_dir/data
 exp=$work_dir/exp
 marks=$exp/.stages
 run_stage() { utils/run_stage.sh "$marks" "$@"; }
-lang=$data/lang_char
+lang=$data/lang_$token_type
 pt_exp=$exp/pretrain_$pretrain_model
-ft_exp=$exp/finetune_${pretrain_model}_ctc
-lm_dir=$exp/lm_word3
+ft_exp=$exp/finetune_${pretrain_model}_ctc_$token_type
+lm_dir=$exp/lm_word3_$token_type  # its lexicon spells words in the tokenizer's units
 targets="$conf/targets_iter1.yaml"
 tgt=(--config "$targets" --set cuts="$data/$pretrain_set/cuts.jsonl.gz" --set exp_dir="$exp/hubert_targets")
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "Stage 1: character tokenizer -> $lang; transcripts re-validated against it"
-  run_stage tokenizer "$conf/tokenizer.yaml $data/$train_set/cuts.jsonl.gz" -- \
-    python -m speechssl2.bin.train_tokenizer --config "$conf/tokenizer.yaml" \
+  echo "Stage 1: $token_type tokenizer -> $lang; transcripts re-validated against it"
+  run_stage "tokenizer_$token_type" "$conf/tokenizer_$token_type.yaml $data/$train_set/cuts.jsonl.gz" -- \
+    python -m speechssl2.bin.train_tokenizer --config "$conf/tokenizer_$token_type.yaml" \
       --set "texts=[$data/$train_set/cuts.jsonl.gz]" --set out_dir="$lang"
   for s in $labeled_sets; do
-    run_stage "validate_$s" "$lang/chars.txt $data/$s/cuts.jsonl.gz" -- \
+    run_stage "validate_${s}_$token_type" "$lang/chars.txt $data/$s/cuts.jsonl.gz" -- \
       python -m speechssl2.bin.validate_data --set cuts="$data/$s/cuts.jsonl.gz" \
         --set chars_file="$lang/chars.txt" --set report="$data/$s/report_chars.txt"
   done
@@ -72,7 +74,7 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "Stage 4: CTC fine-tuning on $train_set -> $ft_exp"
-  run_stage "finetune_$pretrain_model" "$conf/finetune_ctc.yaml $pt_exp/checkpoint_last.pt $lang" -- \
+  run_stage "finetune_${pretrain_model}_$token_type" "$conf/finetune_ctc.yaml $pt_exp/checkpoint_last.pt $lang" -- \
     $train_cmd -- python -m speechssl2.bin.finetune --config "$conf/finetune_ctc.yaml" \
       --set model.encoder.upstream="$pt_exp/checkpoint_last.pt" --set model.tokenizer="$lang" \
       --set data.train="$data/$train_set/cuts.jsonl.gz" --set data.valid="$data/$dev_set/cuts.jsonl.gz" \
@@ -81,7 +83,7 @@ fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   echo "Stage 5: word 3-gram LM -> $lm_dir"
-  run_stage ngram "$conf/ngram.yaml $data/$train_set/cuts.jsonl.gz $lang" -- \
+  run_stage "ngram_$token_type" "$conf/ngram.yaml $data/$train_set/cuts.jsonl.gz $lang" -- \
     python -m speechssl2.bin.train_ngram --config "$conf/ngram.yaml" \
       --set "texts=[$data/$train_set/cuts.jsonl.gz]" --set out_dir="$lm_dir" --set tokenizer="$lang"
 fi
@@ -91,11 +93,12 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     for dec in greedy beam_lm; do
       [ "$dec" = beam_lm ] && [ ! -f "$lm_dir/lm.bin" ] && { echo "Stage 6: no n-gram LM in $lm_dir: skipping $dec"; continue; }
       echo "Stage 6: decode $test with $dec -> $ft_exp/decode_${dec}_$test"
-      run_stage "decode_${pretrain_model}_${dec}_$test" "$conf/decode_$dec.yaml $ft_exp/$decode_checkpoint" -- \
+      run_stage "decode_${pretrain_model}_${token_type}_${dec}_$test" "$conf/decode_$dec.yaml $ft_exp/$decode_checkpoint" -- \
         python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" \
           --set checkpoint="$ft_exp/$decode_checkpoint" --set cuts="$data/$test/cuts.jsonl.gz" \
           --set out_dir="$ft_exp/decode_${dec}_$test" --set lm_dir="$lm_dir" \
-          --set meta.upstream="$pretrain_model" --set meta.finetune_set="$train_set" --set meta.test_set="$test"
+          --set meta.upstream="$pretrain_model" --set meta.finetune_set="$train_set" --set meta.test_set="$test" \
+          --set meta.units="$token_type"
     done
   done
 fi

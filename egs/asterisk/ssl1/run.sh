@@ -20,6 +20,7 @@ stop_stage=100
 sounds_dir=/usr/share/asterisk/sounds
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
+token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
 . utils/parse_options.sh
 
 conf=$(pwd)/conf
@@ -37,5 +38,5 @@ fi
 
 if [ "$stop_stage" -ge 1 ]; then
   ./ssl.sh --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
-    --conf "$conf" --pretrain_model "$pretrain_model"
+    --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type"
 fi

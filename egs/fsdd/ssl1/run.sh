@@ -22,6 +22,7 @@ stop_stage=100
 fsdd_dir=../../../../shared/data/fsdd/recordings
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
+token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
 probe_upstreams="{name: wavlm_tiny}, {name: hubert_tiny}"  # plus exp/pretrain_*/checkpoint_last.pt found
 mini_upstreams="scratch wav2vec2 hubert wavlm"  # scratch = hubert_tiny from random init
 mini_seeds="1 2 3"
@@ -44,7 +45,7 @@ fi
 
 if [ "$stop_stage" -ge 1 ]; then
   ./ssl.sh --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
-    --conf "$conf" --pretrain_model "$pretrain_model" --pretrain_set train --train_set train --dev_set test --test_sets test --labeled_sets "train test" --pnmi true \
+    --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type" --pretrain_set train --train_set train --dev_set test --test_sets test --labeled_sets "train test" --pnmi true \
     --decode_checkpoint checkpoint_last.pt  # FSDD has no dev split: test only monitors
 fi
 
@@ -81,12 +82,12 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
           --set data.train="$data/train_mini/cuts.jsonl.gz" --set data.valid="$data/test/cuts.jsonl.gz" \
           --set trainer.seed="$seed" --set exp_dir="$d"
       for dec in greedy beam_lm; do
-        [ "$dec" = beam_lm ] && [ ! -f "$exp/lm_word3/lm.bin" ] && continue  # stage 5 not run / no KenLM
+        [ "$dec" = beam_lm ] && [ ! -f "$exp/lm_word3_char/lm.bin" ] && continue  # stage 5 not run / no KenLM
         run_stage "mini_decode_${up}_${seed}_$dec" "$conf/decode_$dec.yaml $d/checkpoint_last.pt" -- \
           python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" --set checkpoint="$d/checkpoint_last.pt" \
-            --set cuts="$data/test/cuts.jsonl.gz" --set out_dir="$d/decode_${dec}_test" --set lm_dir="$exp/lm_word3" \
+            --set cuts="$data/test/cuts.jsonl.gz" --set out_dir="$d/decode_${dec}_test" --set lm_dir="$exp/lm_word3_char" \
             --set meta.upstream="$up" --set meta.finetune_set="train_mini (${mini_budget}s)" --set meta.test_set=test \
-            --set meta.seed="$seed"
+            --set meta.seed="$seed" --set meta.units=char
       done
     done
   done
