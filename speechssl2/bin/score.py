@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.config import add_config_args, load_config, save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.kaldi_text import read_text
 from speechssl2.scoring.report import ExperimentMeta, ScoreReport, score_texts, write_report
@@ -41,6 +41,7 @@ def score(cfg: ScoreConfig) -> ScoreReport:
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(cfg.hyp).parent
     meta = {**dataclasses.asdict(cfg.meta), "ref": cfg.ref, "hyp": cfg.hyp, "normalized": cfg.normalize}
     path = write_report(report, out_dir, meta, n_top=cfg.top_errors)
+    save_config(cfg, out_dir / "score.yaml")
     if report.missing:
         log.warning("%d reference utterance(s) have no hypothesis (scored as empty), e.g. %s",
                     len(report.missing), report.missing[:5])

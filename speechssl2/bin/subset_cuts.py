@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from lhotse import CutSet
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.config import add_config_args, load_config, save_config
 from speechssl2.data.loader import open_cuts
 from speechssl2.data.subset import budget_subset
 from speechssl2.logging_utils import setup_logging
@@ -42,6 +42,7 @@ def main(argv: Optional[List[str]] = None) -> CutSet:
     tmp = out.with_name(f".{out.name}.tmp.jsonl.gz")
     subset.to_file(tmp)
     tmp.replace(out)
+    save_config(cfg, out.parent / "subset_cuts.yaml")
     log.info("%s: %d cuts, %.1f s (seed %d) from %s", out, len(subset), sum(c.duration for c in subset), cfg.seed,
              cfg.cuts)
     return subset

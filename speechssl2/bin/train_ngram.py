@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Literal, Optional
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.config import add_config_args, load_config, save_config
 from speechssl2.decoding.ctc_beam import write_lexicon
 from speechssl2.lm.ngram import build_ngram, find_kenlm, lm_corpus_lines
 from speechssl2.logging_utils import setup_logging
@@ -55,6 +55,7 @@ def train_ngram(cfg: TrainNgramConfig) -> Optional[Path]:
         words = {w for t in texts for w in normalize_text(t).split()}
         n = write_lexicon(words, tok, Path(cfg.out_dir) / "lexicon.txt")
         log.info("lexicon: %d words", n)
+    save_config(cfg, Path(cfg.out_dir) / "train_ngram.yaml")
     log.info("%d-gram %s LM on %d transcripts -> %s", cfg.order, cfg.unit, len(texts), lm)
     return lm
 

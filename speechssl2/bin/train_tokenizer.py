@@ -14,9 +14,10 @@ from __future__ import annotations
 import argparse
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.config import add_config_args, load_config, save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import TOKENIZERS, RegistryError, check_arguments
 from speechssl2.scoring.kaldi_text import read_transcripts
@@ -44,6 +45,7 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> TokenizerBase:
     check_arguments(cls.train, {"texts": texts, **options}, where=f"tokenizers.{name}.train")
     tok = cls.train(texts, **options)
     tok.save(cfg.out_dir)
+    save_config(cfg, Path(cfg.out_dir) / "train_tokenizer.yaml")
     log.info("%s tokenizer: %d tokens from %d transcripts -> %s", name, tok.vocab_size, len(texts), cfg.out_dir)
     return tok
 

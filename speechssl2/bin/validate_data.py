@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.config import add_config_args, load_config, save_config
 from speechssl2.data.loader import open_cuts
 from speechssl2.data.validate import ValidationReport, load_allowed_chars, validate_cuts
 from speechssl2.logging_utils import setup_logging
@@ -54,6 +54,7 @@ def validate_data(cfg: ValidateDataConfig) -> ValidationReport:
         allowed_chars=allowed, name=cfg.cuts,
     )
     path = report.write(cfg.report or Path(cfg.cuts).parent / "report_validate.txt")
+    save_config(cfg, path.with_suffix(".yaml"))
     if cfg.output is not None:
         clean.to_file(cfg.output)
     log.info("%s: %d of %d cuts pass; report: %s", cfg.cuts, report.kept, report.checked, path)

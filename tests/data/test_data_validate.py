@@ -101,6 +101,7 @@ def test_characters_outside_the_tokenizer_are_reported(bad_corpus):
     again = validate_data.main(["--set", f"cuts={cuts}", "--set", f"chars_file={chars}"])
     assert again.reasons_of("good_8k") == []
     assert (bad_corpus / "data" / "all" / "report_validate.txt").is_file()
+    assert f"chars_file: {chars}" in (bad_corpus / "data" / "all" / "report_validate.yaml").read_text()
 
 
 def test_audio_broken_after_preparation_is_unreadable(bad_corpus):

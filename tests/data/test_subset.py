@@ -40,3 +40,4 @@ def test_cli_writes_the_subset(tmp_path):
     sub = subset_cuts.main(["--set", f"cuts={tmp_path / 'all.jsonl.gz'}", "--set", f"output={out}",
                             "--set", "num_cuts=4", "--set", "seed=2"])
     assert list(CutSet.from_file(out).ids) == list(sub.ids) and len(sub) == 4
+    assert "seed: 2" in (out.parent / "subset_cuts.yaml").read_text()  # the resolved config

@@ -75,6 +75,7 @@ def test_score_cli_writes_summary_alignments_and_result_json(tmp_path: Path):
     align = (out / "alignments.txt").read_text()
     assert "u2 ref  GOODBYE ***" in align and "u2 hyp  GOOD    BYE" in align
     assert "1 -> one" in (out / "top_errors.txt").read_text()
+    assert "upstream: hubert_tiny" in (out / "score.yaml").read_text()  # the resolved config
 
 
 def test_score_cli_requires_ref_and_hyp(tmp_path: Path):
@@ -91,7 +92,7 @@ def test_results_cli_collects_every_experiment_into_one_table(tmp_path: Path):
     rows = results_bin.main(["--set", f"exp_dir={tmp_path / 'exp'}", "--set", f"output={out}", "--set", f"plot={png}"])
     assert [r["decoder"] for r in rows] == ["beam", "greedy"]
     table = [line for line in out.read_text().splitlines() if line.startswith("|")]
-    assert table[0].startswith("| upstream | fine-tune set | decoder | LM | test set | seed | #utts | WER % | CER %")
+    assert table[0].startswith("| upstream | fine-tune set | units | decoder | LM | test set | seed | #utts | WER % | CER %")
     assert len(table) == 2 + 2
     assert "| beam | 3gram | - | - | 3 | 33.33 |" in table[2]  # u3 now right: 3 errors / 9 words
     assert "| greedy | 3gram | - | - | 3 | 55.56 |" in table[3]

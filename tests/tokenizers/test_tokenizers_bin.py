@@ -28,6 +28,7 @@ def test_train_tokenizer_cli_writes_a_loadable_directory(text_file, tmp_path):
                   "--set", "tokenizer.vocab_size=80", "--set", "tokenizer.model_type=bpe"])
     tok = load_tokenizer(out)
     assert tok.vocab_size <= 80 and tok.decode(tok.encode("please hold")) == "please hold"
+    assert "vocab_size: 80" in (out / "train_tokenizer.yaml").read_text()  # the resolved config
 
 
 def test_train_tokenizer_cli_rejects_options_the_tokenizer_lacks(text_file, tmp_path):
@@ -48,6 +49,7 @@ def test_train_ngram_cli_writes_lm_and_lexicon(text_file, tmp_path):
     assert "ngram 3=" in arpa and "\tplease\t" in arpa
     lexicon = dict(line.split(" ", 1) for line in (tmp_path / "lm" / "lexicon.txt").read_text().splitlines())
     assert lexicon["please"] == "p l e a s e |"
+    assert "order: 3" in (tmp_path / "lm" / "train_ngram.yaml").read_text()  # the resolved config
 
 
 def test_train_ngram_skips_with_a_message_without_kenlm(text_file, tmp_path, monkeypatch, capsys):
