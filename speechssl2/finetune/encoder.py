@@ -14,19 +14,25 @@ Policies (SPEC §4), all in this one module so that CTC and transducer share the
   released recipes zero channels of the transformer *input*; our upstream has no
   argument for that, so we mask its output instead, which regularizes the head the same
   way and needs no second path through the upstream.
+* dropout rates for fine-tuning (``upstream_overrides``): a loaded upstream keeps the
+  rates it was pre-trained with unless overridden here, as fairseq's fine-tuning configs
+  do (``dropout``, ``attention_dropout``, ``activation_dropout``, ``layerdrop``,
+  ``dropout_input``); see ``set_dropout_rates``.
 
 The head reads the top layer or a learned softmax-weighted sum of all hidden states.
 """
 from __future__ import annotations
 
 from contextlib import nullcontext
-from typing import Any, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 
 from speechssl2.masking import channel_mask, span_mask
 from speechssl2.models import build_upstream
+from speechssl2.models.attention import SelfAttention
+from speechssl2.models.transformer import FeedForward
 
 UpstreamSpec = Union[Mapping[str, Any], str]
 
@@ -39,6 +45,45 @@ def load_upstream(spec: UpstreamSpec) -> nn.Module:
 
     upstream, _ = load_pretrained(spec)
     return upstream
+
+
+DROPOUT_RATES = ("dropout", "attention_dropout", "activation_dropout", "layerdrop", "feature_dropout")
+
+
+def set_dropout_rates(upstream: nn.Module, rates: Mapping[str, float]) -> None:
+    """Set dropout rates of a built or loaded upstream in place; the names are the encoder's arguments.
+
+    * ``dropout``: every ``nn.Dropout`` of ``upstream.encoder`` except the feed-forward
+      activation dropout (encoder input, residual branches, feed-forward output, conformer conv);
+    * ``attention_dropout``: the attention-probability dropout of every ``SelfAttention``;
+    * ``activation_dropout``: the dropout after every feed-forward activation;
+    * ``layerdrop``: ``upstream.encoder.layerdrop``;
+    * ``feature_dropout``: the dropout on the projected features (fairseq ``dropout_input``).
+
+    An unknown name, a rate outside [0, 1) or a rate the encoder has no place for raises.
+    """
+    unknown = sorted(set(rates) - set(DROPOUT_RATES))
+    if unknown:
+        raise ValueError(f"upstream_overrides: unknown name(s) {unknown}; valid names: {', '.join(DROPOUT_RATES)}")
+    for name, rate in rates.items():
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"upstream_overrides: {name} must be in [0, 1), got {rate!r}")
+    encoder = upstream.encoder
+    ffns = [m for m in encoder.modules() if isinstance(m, FeedForward)]
+    activation_drops = {id(f.act_drop) for f in ffns}
+    targets: Dict[str, Tuple[List[nn.Module], str]] = {  # name -> (modules, attribute holding the rate)
+        "dropout": ([m for m in encoder.modules() if isinstance(m, nn.Dropout) and id(m) not in activation_drops], "p"),
+        "attention_dropout": ([m for m in encoder.modules() if isinstance(m, SelfAttention)], "dropout"),
+        "activation_dropout": ([f.act_drop for f in ffns], "p"),
+        "layerdrop": ([encoder] if hasattr(encoder, "layerdrop") else [], "layerdrop"),
+        "feature_dropout": ([upstream.feature_drop], "p"),
+    }
+    for name, rate in rates.items():
+        modules, attribute = targets[name]
+        if not modules:
+            raise ValueError(f"upstream_overrides: the {type(encoder).__name__} encoder has no {name} to set")
+        for module in modules:
+            setattr(module, attribute, float(rate))
 
 
 class WeightedLayerSum(nn.Module):
@@ -66,9 +111,12 @@ class FineTuneEncoder(nn.Module):
         freeze_frontend: bool = True,
         time_mask: Tuple[float, int] = (0.05, 10),
         channel_mask: Tuple[float, int] = (0.0, 64),
+        upstream_overrides: Optional[Dict[str, float]] = None,
     ) -> None:
         super().__init__()
         self.upstream = load_upstream(upstream)
+        self.upstream_overrides = dict(upstream_overrides or {})
+        set_dropout_rates(self.upstream, self.upstream_overrides)
         self.embed_dim: int = self.upstream.embed_dim
         self.freeze_updates = freeze_updates
         self.time_mask, self.channel_mask = tuple(time_mask), tuple(channel_mask)
@@ -103,4 +151,4 @@ class FineTuneEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"freeze_updates={self.freeze_updates}, time_mask={self.time_mask}, "
-                f"channel_mask={self.channel_mask}")
+                f"channel_mask={self.channel_mask}, upstream_overrides={self.upstream_overrides}")
