@@ -8,12 +8,14 @@
 #      (for users; ~60 GB; never run by tests or CI)
 #   0  data: Lhotse manifests train_960 train_100 dev_clean dev_other test_clean test_other
 #      train_10m train_1h train_10h from $corpus_dir, validation report per set
-#   1  character tokenizer on train_960 transcripts; labeled sets re-validated (ssl.sh stage 1)
+#   1  character tokenizer (conf/tokenizer_char.yaml) on train_960 transcripts; labeled sets
+#      re-validated (ssl.sh stage 1)
 #   2  HuBERT targets of iteration $targets_iter on $pretrain_set: 1 = MFCC k-means (ssl.sh
 #      stage 2); 2 = layer 6 of exp/pretrain_hubert_base_iter1; 3 = layer 9 of
 #      exp/pretrain_hubert_base_iter2 (conf/targets_iter<k>.yaml); 0 = none needed
 #   3  pre-training conf/pretrain_$pretrain_model.yaml -> exp/pretrain_$pretrain_model
-#   4  CTC fine-tuning conf/finetune_ctc_$finetune_set.yaml (10min 1h 10h 100h 960h) -> exp/finetune_<model>_ctc_<set>
+#   4  CTC fine-tuning conf/finetune_ctc_$finetune_set.yaml (10min 1h 10h 100h 960h: wav2vec 2.0's
+#      recipes; 10h_hubert: HuBERT's 10 h recipe) -> exp/finetune_<model>_ctc_<set>
 #   5  LMs: official 4-gram -> exp/lm_4gram (lm.bin + lexicon); Transformer LM -> exp/lm_transformer
 #   6  decode $test_sets: greedy, beam + 4-gram, beam + 4-gram + Transformer LM rescoring
 #   7  RESULTS.md: every scored experiment in one table
@@ -31,7 +33,7 @@ corpus_dir=corpora            # holds LibriSpeech/, librispeech_finetuning/, lm/
 work_dir=.                    # data/ and exp/ are written here
 pretrain_model=hubert_base_iter1  # conf/pretrain_<model>.yaml
 pretrain_set=train_960
-finetune_set=10h              # conf/finetune_ctc_<set>.yaml: 10min 1h 10h 100h 960h
+finetune_set=10h              # conf/finetune_ctc_<set>.yaml: 10min 1h 10h 100h 960h 10h_hubert
 targets_iter=auto             # auto: from pretrain_model (see below)
 test_sets="dev_clean dev_other test_clean test_other"
 . utils/parse_options.sh
@@ -53,7 +55,8 @@ if [ "$targets_iter" = auto ]; then
 fi
 train_cuts=$data/$pretrain_set/cuts.jsonl.gz
 [ "$targets_iter" -gt 0 ] && train_cuts=$data/$pretrain_set/cuts_hubert_iter$targets_iter.jsonl.gz
-case $finetune_set in 10min) ft_data=train_10m ;; 100h) ft_data=train_100 ;; 960h) ft_data=train_960 ;; *) ft_data=train_$finetune_set ;; esac
+ft_hours=${finetune_set%%_*}  # 10h_hubert -> 10h: what follows "_" names the recipe, not the data
+case $ft_hours in 10min) ft_data=train_10m ;; 100h) ft_data=train_100 ;; 960h) ft_data=train_960 ;; *) ft_data=train_$ft_hours ;; esac
 pt_exp=$exp/pretrain_$pretrain_model
 ft_exp=$exp/finetune_${pretrain_model}_ctc_$finetune_set
 ssl() { ./ssl.sh --work_dir "$work_dir" --conf "$conf" --pretrain_set "$pretrain_set" --train_set train_960 \
@@ -124,8 +127,8 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
       run_stage "decode_${pretrain_model}_${finetune_set}_${dec}_$test" "$conf/decode_$dec.yaml $ft_exp/checkpoint_best.pt" -- \
         python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" --set checkpoint="$ft_exp/checkpoint_best.pt" \
           --set cuts="$data/$test/cuts.jsonl.gz" --set out_dir="$ft_exp/decode_${dec}_$test" --set lm_dir="$exp/lm_4gram" \
-          --set meta.upstream="$pretrain_model" --set meta.finetune_set="$ft_data" --set meta.test_set="$test" \
-          "${rescore[@]}"
+          --set meta.upstream="$pretrain_model" --set meta.finetune_set="$ft_data${finetune_set#"$ft_hours"}" --set meta.test_set="$test" \
+          --set meta.units=char "${rescore[@]}"
     done
   done
 fi
