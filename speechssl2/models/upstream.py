@@ -42,7 +42,14 @@ class GradMultiply(torch.autograd.Function):
 
 
 class Upstream(nn.Module):
-    """Frontend + feature projection + encoder, with the checks every caller needs."""
+    """Frontend + feature projection + encoder, with the checks every caller needs.
+
+    ``hidden_states`` follow HF's convention so layer indices mean the same in both:
+    ``hidden_states[0]`` is the encoder input after the positional convolution (and, in
+    the post-LN BASE layout, its LayerNorm), not the bare projected features; the
+    encoders without a positional conv (conformers, wav2vec) give their input there.
+    ``hidden_states[i]`` is the output of layer ``i``, the last one after any final LayerNorm.
+    """
 
     def __init__(self, frontend: nn.Module, encoder: nn.Module, normalize_waveform: bool = False,
                  feature_dropout: float = 0.0, mask_mode: MaskMode = "learned",
@@ -104,6 +111,8 @@ class Upstream(nn.Module):
         if wav.dim() != 2:
             raise ValueError(f"upstream expects a waveform batch of shape (B, S), got shape {tuple(wav.shape)}"
                              + (" (drop the channel axis: wav[:, 0])" if wav.dim() == 3 else ""))
+        if wav.shape[0] == 0:
+            raise ValueError("upstream got an empty batch (B == 0): pass at least one utterance")
         if lengths.shape != (wav.shape[0],):
             raise ValueError(f"lengths must have shape ({wav.shape[0]},), got {tuple(lengths.shape)}")
         if int(lengths.max()) > wav.shape[1]:

@@ -131,6 +131,32 @@ def test_mismatched_and_unknown_checkpoints(tmp_path):
         speechssl2.load_pretrained(tmp_path / "noconfig")
 
 
+@pytest.mark.parametrize("kind, weights", [("hubert", "model.safetensors"), ("wavlm", "pytorch_model.bin")])
+def test_hf_legacy_weight_norm_names(kind, weights, tiny_hf, tmp_path):
+    """Hub checkpoints name the positional conv's weight norm ``weight_g``/``weight_v``; they load unchanged."""
+    from safetensors.torch import load_file, save_file
+
+    ref = tiny_hf(kind)
+    ref.save_pretrained(tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    (tmp_path / "model.safetensors").unlink()
+    legacy = {k.replace("parametrizations.weight.original0", "weight_g")
+              .replace("parametrizations.weight.original1", "weight_v"): v for k, v in state.items()}
+    assert {"encoder.pos_conv_embed.conv.weight_g", "encoder.pos_conv_embed.conv.weight_v"} <= set(legacy)
+    if weights == "model.safetensors":
+        save_file(legacy, str(tmp_path / weights))
+    else:
+        torch.save(legacy, tmp_path / weights)
+    ours, _ = speechssl2.load_pretrained(tmp_path)
+    wav = torch.randn(1, 4000)
+    with torch.no_grad():
+        out, hf = ours(wav, torch.tensor([4000])), ref(wav, output_hidden_states=True)
+    expected = list(hf.hidden_states[:-1]) + [hf.last_hidden_state]
+    assert len(out.hidden_states) == len(expected)
+    for layer, (o, r) in enumerate(zip(out.hidden_states, expected)):
+        torch.testing.assert_close(o, r, atol=1e-5, rtol=0, msg=f"layer {layer}")
+
+
 def test_convert_cli_hf_round_trip(tmp_path):
     import transformers
 
@@ -142,8 +168,11 @@ def test_convert_cli_hf_round_trip(tmp_path):
     assert type(hf).__name__ == "WavLMModel"
     wav = torch.randn(1, 4000)
     with torch.no_grad():
-        ours, ref = up(wav, torch.tensor([4000])), hf(wav)
-    torch.testing.assert_close(ours.hidden_states[-1], ref.last_hidden_state, atol=1e-4, rtol=0)
+        ours, ref = up(wav, torch.tensor([4000])), hf(wav, output_hidden_states=True)
+    expected = list(ref.hidden_states[:-1]) + [ref.last_hidden_state]
+    assert len(ours.hidden_states) == len(expected)
+    for layer, (o, r) in enumerate(zip(ours.hidden_states, expected)):
+        torch.testing.assert_close(o, r, atol=1e-4, rtol=0, msg=f"layer {layer}")
     convert.main([str(tmp_path / "hf"), str(tmp_path / "back.pt"), "--to", "speechssl2", "--from", "hf"])
     back, _ = speechssl2.load_pretrained(tmp_path / "back.pt")
     same_outputs(up, back)

@@ -86,6 +86,8 @@ def test_bad_input_errors():
         up(torch.randn(2, 4000), torch.tensor([4000, 399]))
     with pytest.raises(ValueError, match="exceed the padded length 4000"):
         up(torch.randn(2, 4000), torch.tensor([4000, 4001]))
+    with pytest.raises(ValueError, match=r"empty batch \(B == 0\)"):
+        up(torch.randn(0, 4000), torch.zeros(0, dtype=torch.long))
     with pytest.raises(RegistryError, match="unknown presets key 'hubert_tinyy'"):
         build_upstream({"name": "hubert_tinyy"})
     with pytest.raises(RegistryError, match="unknown argument 'num_layer'"):

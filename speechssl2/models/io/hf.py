@@ -52,6 +52,10 @@ CONFORMER: Table = COMMON + [
 # HF builds a positional conv for conformers but never uses it; rotary keeps inv_freq as a buffer.
 CONFORMER_IGNORE = ("encoder.pos_conv_embed.", "encoder.embed_positions.")
 BASE_PREFIXES = ("wav2vec2.", "hubert.", "wavlm.", "wav2vec2_conformer.")
+# Released hub checkpoints predate torch's parametrized weight_norm: they name the positional conv's g and v so.
+LEGACY_WEIGHT_NORM = {f"encoder.pos_conv_embed.conv.weight_{old}":
+                      f"encoder.pos_conv_embed.conv.parametrizations.weight.original{new}"
+                      for old, new in (("g", 0), ("v", 1))}
 MODEL_CLASSES = {"wav2vec2": "Wav2Vec2Model", "hubert": "HubertModel", "wavlm": "WavLMModel",
                  "wav2vec2-conformer": "Wav2Vec2ConformerModel"}
 
@@ -146,7 +150,8 @@ def table_for(spec: Mapping[str, Any]) -> Tuple[Table, Tuple[str, ...]]:
 
 
 def read_weights(directory: Path) -> Dict[str, Tensor]:
-    """model.safetensors or pytorch_model.bin, with any task-head prefix (``wav2vec2.`` ...) removed."""
+    """model.safetensors or pytorch_model.bin, with any task-head prefix (``wav2vec2.`` ...) removed and
+    legacy weight-norm names (``weight_g``/``weight_v``) renamed to torch's parametrization names."""
     if (directory / "model.safetensors").is_file():
         from safetensors.torch import load_file
 
@@ -157,8 +162,9 @@ def read_weights(directory: Path) -> Dict[str, Tensor]:
         raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin next to config.json")
     for prefix in BASE_PREFIXES:
         if any(k.startswith(prefix) for k in state):  # a ForCTC/ForPreTraining checkpoint: keep the base model
-            return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
-    return state
+            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            break
+    return {LEGACY_WEIGHT_NORM.get(k, k): v for k, v in state.items()}
 
 
 def load_hf(directory: str | Path) -> Tuple[Upstream, Dict[str, Any]]:
