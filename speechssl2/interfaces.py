@@ -24,7 +24,9 @@ class EncoderOutput:
 class UpstreamOutput:
     """What every upstream (frontend + projection + encoder) returns from ``forward(wav, lengths)``."""
 
-    hidden_states: List[Tensor]  # (B, T, D) each: projected features + every layer (HF convention)
+    # (B, T, D) each: the encoder input, then every layer's output (HF convention). The input is
+    # taken after the convolutional positional embedding (and its LayerNorm in post-LN models).
+    hidden_states: List[Tensor]
     lengths: Tensor  # (B,) valid frames
     padding_mask: Tensor  # (B, T) bool, True = padding
     features: Optional[Tensor] = None  # (B, T, C) normalized frontend features before projection
