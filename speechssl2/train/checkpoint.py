@@ -7,6 +7,7 @@ and containers, so loading never executes pickled code.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import random
 import re
@@ -16,6 +17,8 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 LAST = "checkpoint_last.pt"
 BEST = "checkpoint_best.pt"
@@ -136,6 +139,23 @@ def rng_state() -> Dict[str, Any]:
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def rank_rng_state(saved: Dict[str, Any] | List[Dict[str, Any]], rank: int, world_size: int) -> Dict[str, Any]:
+    """This rank's generator states from a checkpoint's per-rank list.
+
+    With another number of ranks than the checkpoint's, every rank takes rank 0's (and
+    the run is no longer an exact continuation). Checkpoints older than per-rank states
+    hold one dict.
+    """
+    states = [saved] if isinstance(saved, dict) else saved
+    if len(states) == world_size:
+        return states[rank]
+    log.warning(
+        "the checkpoint holds the RNG states of %d rank(s) but this run has %d: every rank restores "
+        "rank 0's, so the resumed run is not an exact continuation", len(states), world_size,
+    )
+    return states[0]
 
 
 def set_rng_state(state: Dict[str, Any]) -> None:

@@ -43,6 +43,7 @@ class TrainerConfig:
     max_updates: int = 1000
     target_batch_seconds: Optional[float] = None  # audio seconds per update; None = no accumulation
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    fp16_init_scale: float = 128.0  # first loss scale of the fp16 grad scaler (fairseq's default)
     clip_norm: float = 0.0  # 0 = no clipping (the norm is still measured and logged)
     log_every: int = 50
     valid_every: int = 1000
@@ -74,6 +75,7 @@ def validate(cfg: TrainConfig) -> None:
     _positive(problems, "trainer.valid_every", t.valid_every)
     _positive(problems, "trainer.save_every", t.save_every)
     _positive(problems, "trainer.max_bad_steps", t.max_bad_steps)
+    _positive(problems, "trainer.fp16_init_scale", t.fp16_init_scale)
     _positive(problems, "data.max_duration", d.max_duration)
     _positive(problems, "optim.lr", o.lr)
     if t.target_batch_seconds is not None:

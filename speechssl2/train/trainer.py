@@ -6,10 +6,15 @@ clip -> NaN/inf guard -> optimizer step at the scheduled learning rate. Micro-ba
 losses are back-propagated weighted by their sample size, so accumulating 2 x B, or
 running on 2 ranks with B each, gives the gradient of one batch of 2B.
 
-A checkpoint is a plain dict: ``model, optimizer, scheduler, scaler, sampler, rng,
-num_updates, epoch, batches_in_epoch, best, config``. A run whose ``exp_dir`` holds
-``checkpoint_last.pt`` resumes from it exactly (the same parameters as a run that was
-never interrupted, on the same hardware).
+fp16 overflows that the grad scaler handles (a finite loss, non-finite gradients: it
+skips the step and halves its scale) are logged as ``loss_scale_overflows``; only other
+non-finite steps, or overflows once the scale is below ``MIN_LOSS_SCALE``, count toward
+``max_bad_steps``.
+
+A checkpoint is a plain dict: ``model, optimizer, scheduler, scaler, sampler, rng (one
+entry per rank), num_updates, epoch, batches_in_epoch, best, config``. A run whose
+``exp_dir`` holds ``checkpoint_last.pt`` resumes from it exactly (the same parameters as
+a run that was never interrupted, on the same hardware and number of ranks).
 """
 from __future__ import annotations
 
@@ -34,10 +39,19 @@ from speechssl2.logging_utils import TensorBoard, progress
 from speechssl2.registry import SCHEDULERS
 from speechssl2.train import checkpoint as ckpt
 from speechssl2.train.config import OptimConfig, TrainConfig, validate
-from speechssl2.train.distributed import DistInfo, all_reduce_sum, device_for, env_info, is_distributed
+from speechssl2.train.distributed import (
+    DistInfo,
+    all_gather_object,
+    all_reduce_sum,
+    device_for,
+    env_info,
+    is_distributed,
+)
 from speechssl2.train.metrics import WeightedMeans
 
 log = logging.getLogger(__name__)
+
+MIN_LOSS_SCALE = 1e-4  # fairseq's min_loss_scale: overflows below it are divergence, not bad luck
 
 
 class TrainingDiverged(RuntimeError):
@@ -108,7 +122,9 @@ class Trainer:
         self.params = [p for p in self.raw_model.parameters() if p.requires_grad]
         self.optimizer = build_optimizer(self.params, cfg.optim)
         self.schedule = SCHEDULERS.build(cfg.scheduler, total_updates=self.t.max_updates)
-        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.t.precision == "fp16")
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, init_scale=self.t.fp16_init_scale, enabled=self.t.precision == "fp16"
+        )
         self.accum = grad_accum_steps(self.t.target_batch_seconds, cfg.data.max_duration, self.info.world_size)
         self.num_updates = self.epoch = self.batches_in_epoch = self.bad_steps = 0
         self.best: Optional[float] = None
@@ -117,6 +133,7 @@ class Trainer:
         self.resumed_rng: Optional[Dict[str, Any]] = None
         self.window, self.window_start, self.window_audio = WeightedMeans(), time.monotonic(), 0.0
         self.window_grad: List[float] = []  # grad norms of the updates since the last log line
+        self.window_overflows = 0  # fp16 steps the scaler skipped since the last log line
 
     # ------------------------------------------------------------------ main loop
     def fit(self) -> TrainResult:
@@ -211,14 +228,27 @@ class Trainer:
             self.window_grad.append(grad_norm)
             self._set_model_updates()
         self.pending, self.pending_audio = WeightedMeans(), 0.0
+        scale = self.scaler.get_scale()
         self.scaler.update()
         self.optimizer.zero_grad(set_to_none=True)
         if not finite:
-            self._bad_step(loss_sum / max(sample_size, 1.0), grad_norm)
+            self._skipped_step(loss_sum / max(sample_size, 1.0), grad_norm, scale)
         return finite
 
+    def _skipped_step(self, loss: float, grad_norm: float, old_scale: float) -> None:
+        """A finite loss whose gradients made the scaler lower its scale is an fp16 overflow, not a bad step."""
+        new_scale = self.scaler.get_scale()
+        if math.isfinite(loss) and MIN_LOSS_SCALE <= new_scale < old_scale:
+            self.window_overflows += 1
+            log.info(
+                "fp16 gradient overflow at update %d: step skipped, loss scale %g -> %g",
+                self.num_updates, old_scale, new_scale,
+            )
+            return
+        self._bad_step(loss, grad_norm)
+
     def _bad_step(self, loss: float, grad_norm: float) -> None:
-        """Count a skipped step; fp16 overflows count too (the scaler has just halved its scale)."""
+        """Count a skipped non-finite step; ``max_bad_steps`` of them in a row stop training."""
         self.bad_steps += 1
         scale = f", loss scale now {self.scaler.get_scale():g}" if self.scaler.is_enabled() else ""
         log.warning(
@@ -263,7 +293,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ logging, validation
     def _log_window(self) -> None:
-        """Log the means since the last log line: model metrics + grad norm, lr, scale, speed."""
+        """Log the means since the last log line: model metrics + grad norm, lr, scale, audio, speed."""
         values = self.window.reduce(self.device)
         audio = all_reduce_sum(torch.tensor([self.window_audio], device=self.device)).item()
         elapsed = max(time.monotonic() - self.window_start, 1e-9)
@@ -271,12 +301,15 @@ class Trainer:
             grad_norm=sum(self.window_grad) / len(self.window_grad),
             lr=self.optimizer.param_groups[0]["lr"],
             loss_scale=self.scaler.get_scale() if self.scaler.is_enabled() else 1.0,
+            loss_scale_overflows=self.window_overflows,
+            audio_sec_per_update=audio / len(self.window_grad),  # all ranks; below target with short batches
             audio_sec_per_sec=audio / elapsed,
         )
         if self.info.is_main:
             log.info("update %d epoch %d | %s", self.num_updates, self.epoch, _fmt(values))
             self.tb.scalars(values, self.num_updates, prefix="train/")
         self.window, self.window_start, self.window_audio, self.window_grad = WeightedMeans(), time.monotonic(), 0.0, []
+        self.window_overflows = 0
 
     def _validate(self) -> bool:
         """Run the validation set; True when ``best_metric`` improved."""
@@ -304,7 +337,8 @@ class Trainer:
         return improved
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> Dict[str, Any]:
+    def state_dict(self, rng: List[Dict[str, Any]]) -> Dict[str, Any]:
+        """The checkpoint dict; ``rng``: every rank's generator states, indexed by rank."""
         sampler = getattr(self.train_loader, "sampler", None)
         return {
             "model": self.raw_model.state_dict(),
@@ -312,7 +346,7 @@ class Trainer:
             "scheduler": {"spec": dict(self.cfg.scheduler), "lr_scale": self.schedule(self.num_updates)},
             "scaler": self.scaler.state_dict(),
             "sampler": sampler.state_dict() if hasattr(sampler, "state_dict") else None,
-            "rng": ckpt.rng_state(),
+            "rng": rng,
             "num_updates": self.num_updates,
             "epoch": self.epoch,
             "batches_in_epoch": self.batches_in_epoch,
@@ -321,9 +355,12 @@ class Trainer:
         }
 
     def _save(self, paths: List[Path]) -> None:
-        if not paths or not self.info.is_main:
+        if not paths:
             return
-        ckpt.save_checkpoint(self.state_dict(), paths)
+        rng = all_gather_object(ckpt.rng_state())  # on every rank, so that each resumes its own
+        if not self.info.is_main:
+            return
+        ckpt.save_checkpoint(self.state_dict(rng), paths)
         log.info("saved %s", ", ".join(p.name for p in paths))
         if self.t.keep_last is not None:
             for path in ckpt.prune_checkpoints(self.exp_dir, self.t.keep_last):
@@ -344,7 +381,8 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.num_updates, self.epoch, self.best = state["num_updates"], state["epoch"], state["best"]
         self.batches_in_epoch = state["batches_in_epoch"]
-        self.resumed_rng = state["rng"]  # restored once the epoch's iterator exists
+        # restored once the epoch's iterator exists
+        self.resumed_rng = ckpt.rank_rng_state(state["rng"], self.info.rank, self.info.world_size)
         log.info("resumed from %s at update %d (epoch %d, batch %d)", path, self.num_updates, self.epoch, self.batches_in_epoch)
         sampler = getattr(self.train_loader, "sampler", None)
         restored = state["sampler"] is not None and hasattr(sampler, "load_state_dict")

@@ -46,15 +46,51 @@ def test_utterance_mixing_properties():
     assert after["audio"].shape == before["audio"].shape
 
 
+def _mixed(before, **kwargs):
+    torch.manual_seed(0)  # the mixer keys each batch on one draw from torch's generator
+    return UtteranceMixer(prob=0.2, **kwargs)(before)["audio"]
+
+
 def test_mix_probability_and_determinism():
     before = _batch(batch=200, max_len=800)
-    a = UtteranceMixer(prob=0.2, seed=11)(before)
-    b = UtteranceMixer(prob=0.2, seed=11)(before)
-    assert torch.equal(a["audio"], b["audio"])
-    changed = (a["audio"] != before["audio"]).any(dim=1).float().mean().item()
+    a = _mixed(before, seed=11, rank=0)
+    assert torch.equal(a, _mixed(before, seed=11, rank=0))
+    changed = (a != before["audio"]).any(dim=1).float().mean().item()
     assert 0.12 < changed < 0.28  # 200 draws of p = 0.2: standard error 0.028
-    c = UtteranceMixer(prob=0.2, seed=12)(before)
-    assert not torch.equal(a["audio"], c["audio"])
+    assert not torch.equal(a, _mixed(before, seed=12, rank=0))
+    assert not torch.equal(a, _mixed(before, seed=11, rank=1))  # DDP ranks mix differently
+
+
+class _MixedCopies(torch.utils.data.Dataset):
+    """Four copies of one batch, each mixed in whichever loader process loads it."""
+
+    def __init__(self, mixer):
+        self.mixer, self.batch = mixer, _batch(batch=4, max_len=400)
+
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        return self.mixer(self.batch)["audio"]
+
+
+def _two_epochs(seed, num_workers):
+    """(epoch, item, B, S) audio from two passes over a loader, as the trainer makes them."""
+    torch.manual_seed(seed)
+    dataset = _MixedCopies(UtteranceMixer(prob=1.0, seed=0, rank=0))
+    context = "fork" if num_workers else None
+    loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=num_workers,
+                                         multiprocessing_context=context)
+    return torch.stack([torch.stack(list(loader)) for _ in range(2)])
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_workers_and_epochs_mix_differently_and_replay_from_the_seed(num_workers):
+    """With 2 workers, items 0 and 2 come from worker 0, 1 and 3 from worker 1."""
+    mixes = _two_epochs(3, num_workers).flatten(2)  # (2, 4, B * S)
+    assert len({tuple(m.tolist()) for m in mixes.flatten(0, 1)}) == 8  # every batch of both epochs differs
+    assert torch.equal(mixes, _two_epochs(3, num_workers).flatten(2))
+    assert not torch.equal(mixes, _two_epochs(4, num_workers).flatten(2))
 
 
 def test_noise_mixing_from_real_files(noise_dir):

@@ -76,13 +76,30 @@ def test_diversity_loss_bounds():
     assert 0.0 < value < expected_max
 
 
+def _diversity_of_softmax(logits, tau=1.0):
+    """(GV - sum_g exp(H(mean_n softmax(logits_ng / tau)))) / GV, written out. logits: (N, G, V)."""
+    avg = torch.softmax(logits / tau, dim=-1).mean(dim=0)  # (G, V)
+    perplexities = torch.exp(-(avg * avg.log()).sum(dim=-1))  # (G,)
+    num_vars = logits.shape[1] * logits.shape[2]
+    return ((num_vars - perplexities.sum()) / num_vars).item()
+
+
 def test_quantizer_diversity_from_plain_softmax():
-    """prob_perplexity ignores Gumbel noise and temperature: zero logits are uniform usage."""
-    quant = GumbelQuantizer(4, codebook_dim=4, num_groups=2, num_vars=5)
-    torch.nn.init.zeros_(quant.weight_proj.weight)
-    quant.set_num_updates(10**6)
-    out = quant(torch.randn(7, 4))
-    assert diversity_loss(out.prob_perplexity, out.num_vars).item() == pytest.approx(0.0, abs=1e-5)
+    """prob_perplexity ignores Gumbel noise and temperature: the same diversity at tau 2 and 0.5."""
+    torch.manual_seed(0)
+    quant = GumbelQuantizer(4, codebook_dim=4, num_groups=2, num_vars=5).train()
+    x = torch.randn(7, 4)
+    values = []
+    for updates, tau in ((0, 2.0), (10**6, 0.5)):
+        quant.set_num_updates(updates)
+        assert quant.temperature == tau
+        out = quant(x)
+        values.append(diversity_loss(out.prob_perplexity, out.num_vars).item())
+    logits = quant.weight_proj(x).detach().view(7, 2, 5)  # (N, G, V), far from uniform
+    assert values[0] == values[1]
+    assert values[0] == pytest.approx(_diversity_of_softmax(logits), abs=1e-5)
+    assert values[0] > 0.01  # not uniform usage (0.025), so a tempered softmax gives other values
+    assert all(abs(_diversity_of_softmax(logits, tau) - values[0]) > 0.01 for tau in (2.0, 0.5))
 
 
 def test_bad_quantizer_config_raises():

@@ -1,3 +1,4 @@
+import logging
 import random
 
 import numpy as np
@@ -5,6 +6,7 @@ import pytest
 import torch
 
 from speechssl2.train import checkpoint as ckpt
+from speechssl2.train.distributed import all_gather_object
 
 
 def test_atomic_write_leaves_old_file_on_failure(tmp_path, monkeypatch):
@@ -72,3 +74,23 @@ def test_rng_round_trip_through_a_file(tmp_path):
     random.seed(2), np.random.seed(2), torch.manual_seed(2)
     ckpt.set_rng_state(ckpt.load_checkpoint(tmp_path / "c.pt")["rng"])
     assert (random.random(), np.random.rand()) == expected[:2] and torch.equal(torch.rand(1), expected[2])
+
+
+def test_each_rank_takes_its_own_rng_state(caplog):
+    states = [{"torch": torch.tensor([r])} for r in range(3)]
+    assert [ckpt.rank_rng_state(states, r, 3)["torch"].item() for r in range(3)] == [0, 1, 2]
+    assert ckpt.rank_rng_state(states[1], 0, 1) is states[1]  # a checkpoint from before per-rank states
+    assert not caplog.records
+    with caplog.at_level(logging.WARNING, logger="speechssl2.train.checkpoint"):
+        assert ckpt.rank_rng_state(states, 1, 2) is states[0]
+    assert "RNG states of 3 rank(s) but this run has 2" in caplog.text
+
+
+def test_gathered_rng_state_restores_in_a_world_of_one():
+    torch.manual_seed(5)
+    gathered = all_gather_object(ckpt.rng_state())
+    expected = torch.rand(3)
+    assert len(gathered) == 1
+    torch.manual_seed(6)
+    ckpt.set_rng_state(ckpt.rank_rng_state(gathered, 0, 1))
+    assert torch.equal(torch.rand(3), expected)

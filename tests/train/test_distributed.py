@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from speechssl2.train import checkpoint as ckpt
 from speechssl2.train.distributed import DistInfo, env_info
 from speechssl2.train.trainer import train
 from train_toys import ToyLoader, ToyRegressor, ToySampler, ddp_worker, make_data, toy_config
@@ -22,6 +23,10 @@ def test_two_rank_ddp_equals_one_process_with_the_same_global_batch(tmp_path):
     ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for a, b in zip(ranks[0]["params"], ranks[1]["params"]):
         assert torch.equal(a, b)  # DDP keeps the replicas identical
+    rng = ckpt.load_checkpoint(tmp_path / "ddp" / "checkpoint_last.pt")["rng"]  # saved at the last update
+    for rank in range(2):  # each rank's own generators, in rank order, so that each resumes its own
+        assert torch.equal(rng[rank]["torch"], ranks[rank]["torch_rng"])
+    assert not torch.equal(rng[0]["torch"], rng[1]["torch"])
 
     torch.manual_seed(0)
     single = ToyRegressor(dropout=0.0)

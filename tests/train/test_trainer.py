@@ -1,8 +1,8 @@
 import logging
-import math
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from speechssl2.config import ConfigError
 from speechssl2.train import checkpoint as ckpt
@@ -43,6 +43,7 @@ def test_resume_is_bit_exact(tmp_path, make_loader):
     # Epochs of 3 batches: update 5 ended after batch 1 of epoch 3.
     state = ckpt.load_checkpoint(tmp_path / "split" / ckpt.LAST)
     assert (state["num_updates"], state["epoch"], state["batches_in_epoch"]) == (5, 3, 1)
+    assert isinstance(state["rng"], list) and len(state["rng"]) == 1  # one process: one rank's generators
     resumed, result = run(tmp_path / "split", 12, make_loader, target_batch_seconds=4.0, save_every=5)
     assert result.num_updates == 12
     assert torch.equal(params(full), params(resumed))
@@ -92,8 +93,15 @@ def test_grad_accum_steps():
     assert grad_accum_steps(50.0, 100.0, 1) == 1
 
 
-def test_checkpoints_best_keep_last_and_config(tmp_path):
-    model, result = run(tmp_path, 12, save_every=2, keep_last=2, valid_every=3)
+def logged(caplog, name):
+    """``name``'s values from the trainer's ``update N ...`` log lines."""
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("update ")]
+    return [float(line.split(f" {name} ")[1].split()[0]) for line in lines]
+
+
+def test_checkpoints_best_keep_last_and_config(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="speechssl2.train.trainer"):
+        model, result = run(tmp_path, 12, save_every=2, keep_last=2, valid_every=3)
     names = sorted(p.name for p in tmp_path.glob("checkpoint_*.pt"))
     assert names == ["checkpoint_10.pt", "checkpoint_12.pt", "checkpoint_best.pt", "checkpoint_last.pt"]
     assert not list(tmp_path.glob(".*tmp"))
@@ -105,7 +113,17 @@ def test_checkpoints_best_keep_last_and_config(tmp_path):
     assert set(result.last_valid) == {"loss", "mse", "pred_mean"}
     assert (tmp_path / "config.yaml").read_text().count("keep_last: 2") == 1
     assert model.model.seen_updates[:3] == [0, 1, 2] and model.model.seen_updates[-1] == 12
-    assert list((tmp_path / "tensorboard").iterdir())
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    train_loss = events.Scalars("train/loss")
+    assert [e.step for e in train_loss] == [2, 4, 6, 8, 10, 12]  # log_every=2
+    assert [e.value for e in train_loss] == pytest.approx(logged(caplog, "loss"), rel=1e-3)
+    valid_loss = events.Scalars("valid/loss")
+    assert [e.step for e in valid_loss] == [3, 6, 9, 12]
+    assert min(e.value for e in valid_loss) == pytest.approx(result.best, rel=1e-6)
+    # batches of 3, 5, 4 utterances of 0.5 s each, two updates per log line
+    audio = [e.value for e in events.Scalars("train/audio_sec_per_update")]
+    assert audio == [2.0, 1.75, 2.25, 2.0, 1.75, 2.25] == logged(caplog, "audio_sec_per_update")
 
 
 def test_lr_follows_schedule(tmp_path):
@@ -124,6 +142,7 @@ def test_lr_follows_schedule(tmp_path):
         ("clip_norm", -1.0, "trainer.clip_norm must be >= 0"),
         ("keep_last", 0, "trainer.keep_last must be > 0"),
         ("target_batch_seconds", -5.0, "trainer.target_batch_seconds must be > 0"),
+        ("fp16_init_scale", 0.0, "trainer.fp16_init_scale must be > 0"),
     ],
 )
 def test_config_validation(tmp_path, field, value, message):
@@ -148,14 +167,37 @@ def test_empty_loader(tmp_path):
 def test_loss_falls_in_every_precision(tmp_path, precision, caplog):
     """On CPU: bf16 autocast, fp16 autocast with a grad scaler (loss_scale logged), fp32."""
     with caplog.at_level(logging.INFO, logger="speechssl2.train.trainer"):
-        model, _ = run(tmp_path, 30, precision=precision, log_every=10, valid_every=100)
-    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("update ")]
-    losses = [float(line.split(" loss ")[1].split()[0]) for line in lines]
+        run(tmp_path, 30, precision=precision, log_every=10, valid_every=100)
+    losses = logged(caplog, "loss")
     assert len(losses) == 3 and losses[-1] < 0.5 * losses[0]
-    scales = [float(line.split(" loss_scale ")[1].split()[0]) for line in lines]
-    if precision == "fp16":  # the scaler starts at 2^16, overflows (skipped, logged) and halves
-        assert 1.0 < scales[-1] < 2.0**16 and math.log2(scales[-1]).is_integer()
-        assert any("loss scale now" in r.getMessage() for r in caplog.records)
-    else:
-        assert scales == [1.0, 1.0, 1.0]
+    # fp16 starts at fp16_init_scale (128), where this toy never overflows
+    assert logged(caplog, "loss_scale") == [128.0 if precision == "fp16" else 1.0] * 3
+    assert logged(caplog, "loss_scale_overflows") == [0, 0, 0]
+
+
+def test_fp16_overflows_are_skipped_and_logged_not_counted_as_bad_steps(tmp_path, caplog):
+    """Forward calls 1-3 and 5 overflow in fp16: the scaler skips them and halves 128 -> 8."""
+    torch.manual_seed(0)
+    model = ToyRegressor(overflow_calls={1, 2, 3, 5})
+    cfg = toy_config(tmp_path, max_updates=8, precision="fp16", max_bad_steps=2, log_every=4, valid_every=100)
+    with caplog.at_level(logging.INFO, logger="speechssl2.train.trainer"):
+        result = train(cfg, model, loader())
+    assert result.num_updates == 8 and model.calls == 12
+    assert logged(caplog, "loss_scale_overflows") == [4, 0]  # updates 1-4 took calls 0-7
+    assert logged(caplog, "loss_scale") == [8.0, 8.0]
+    assert not any("non-finite step skipped" in r.getMessage() for r in caplog.records)
+    assert sum("fp16 gradient overflow" in r.getMessage() for r in caplog.records) == 4
+    assert torch.isfinite(params(model)).all()
     assert not (tmp_path / "checkpoint_0.pt").exists()  # skipped steps never trigger a save
+
+
+@pytest.mark.parametrize(
+    "model, init_scale",
+    [(ToyRegressor(bad_calls={1, 2}), 128.0), (ToyRegressor(overflow_calls={1, 2}), 1.5e-4)],
+    ids=["infinite_loss", "scale_below_minimum"],
+)
+def test_fp16_divergence_still_stops(tmp_path, model, init_scale):
+    """A non-finite loss is no overflow; nor is one the scale cannot absorb above MIN_LOSS_SCALE."""
+    cfg = toy_config(tmp_path, max_updates=8, precision="fp16", max_bad_steps=2, fp16_init_scale=init_scale)
+    with pytest.raises(TrainingDiverged, match="2 consecutive non-finite steps at update 1"):
+        train(cfg, model, loader())

@@ -33,13 +33,18 @@ class ToyRegressor(nn.Module):
     """Linear regression with dropout (so resuming must restore the torch RNG too).
 
     ``bad_calls``: training forward calls (0-based) whose loss is made infinite.
+    ``overflow_calls``: training forward calls whose loss is scaled by 1e20: still finite,
+    but under fp16 autocast its gradients overflow at any loss scale (what a grad scaler handles).
     """
 
-    def __init__(self, dropout: float = 0.1, bad_calls: Optional[Set[int]] = None) -> None:
+    def __init__(
+        self, dropout: float = 0.1, bad_calls: Optional[Set[int]] = None, overflow_calls: Optional[Set[int]] = None
+    ) -> None:
         super().__init__()
         self.linear = nn.Linear(DIM, 1)
         self.dropout = nn.Dropout(dropout)
         self.bad_calls = bad_calls or set()
+        self.overflow_calls = overflow_calls or set()
         self.calls = 0
         self.seen_updates: List[int] = []
 
@@ -51,6 +56,8 @@ class ToyRegressor(nn.Module):
         mse = ((pred - batch["y"]) ** 2).mean()
         if self.training and self.calls in self.bad_calls:
             mse = mse * float("inf")
+        if self.training and self.calls in self.overflow_calls:
+            mse = mse * 1e20
         self.calls += self.training
         return StepOutput(
             loss=mse, terms={"mse": mse}, metrics={"pred_mean": float(pred.detach().mean())}, sample_size=len(pred)
@@ -181,7 +188,7 @@ def ddp_worker(rank: int, world_size: int, port: int, exp_dir: str, out_dir: str
         sampler = ToySampler(24, [3, 5], seed=1, rank=rank, world_size=world_size)
         cfg = toy_config(exp_dir, max_updates=6, target_batch_seconds=4.0, clip_norm=0.5)
         result = train(cfg, model, ToyLoader(make_data(), sampler), dist_info=info)
-        torch.save({"params": [p.detach() for p in model.parameters()], "best": result.best},
-                   f"{out_dir}/rank{rank}.pt")
+        torch.save({"params": [p.detach() for p in model.parameters()], "best": result.best,
+                    "torch_rng": torch.get_rng_state()}, f"{out_dir}/rank{rank}.pt")
     finally:
         cleanup()
