@@ -27,5 +27,5 @@ setup(
         "soundfile>=0.12",
         "urllib3",  # lhotse imports it without declaring it
     ],
-    extras_require={"dev": ["pytest>=8", "transformers>=4.45"]},
+    extras_require={"dev": ["pytest>=8", "transformers>=4.45", "scikit-learn>=1.3"]},  # sklearn: bench/kmeans.py
 )

@@ -20,6 +20,9 @@ synchronisation waits. ``--clock wall --threads N`` measures the usual way.
 
 ``--impls ...,speechssl2-plain`` adds our model with its fast paths (masked group norm,
 WavLM position mask) swapped back for the plain formulas: before/after in one run.
+``speechssl2-sdpa`` is our model with WavLM's gated bias always made dense for SDPA; on
+CUDA ``speechssl2`` applies it inside FlexAttention instead, but only without active
+attention dropout (``--attention-dropout 0``, all implementations alike; default 0.1).
 
 Memory: on CUDA ``torch.cuda.max_memory_allocated`` over one step. On CPU the peak of
 the tensor memory the torch profiler (``profile_memory=True``) sees allocated and freed
@@ -27,9 +30,11 @@ during one step, at operator granularity, parameter gradients included (they are
 to None before the step); RSS-based numbers would mix in the allocator's caching.
 
 FLOPs: counted once per model with ``torch.utils.flop_counter.FlopCounterMode`` on the
-speechssl2 step (matmuls and convs, forward + backward); "TFLOP/s" divides that same count
-by each implementation's step time, and on CUDA MFU is that over the device's dense
-bf16 peak.
+speechssl2-sdpa step (matmuls and convs, forward + backward; the counter does not see inside
+FlexAttention, which does the same matmuls); "TFLOP/s" divides that same count by each
+implementation's step time, and on CUDA MFU is that over the device's dense peak for
+``--precision``: bf16 autocast (bf16 tensor-core peak), tf32 (float32 with TF32 matmuls
+and convolutions: TF32 peak) or fp32 (IEEE float32 everywhere: the non-tensor-core peak).
 
     python bench/encoder.py --models wav2vec2,hubert,wavlm --batch 2 --seconds 4 --repeats 5 \
         --impls speechssl2,speechssl2-plain,transformers,torchaudio
@@ -38,6 +43,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import re
 import statistics
 import sys
 import tempfile
@@ -54,18 +61,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from speechssl2.models.io.hf import load_hf  # noqa: E402
 
 SAMPLE_RATE = 16000
-IMPLS = ("speechssl2", "transformers", "torchaudio", "speechssl2-plain")
+IMPLS = ("speechssl2", "transformers", "torchaudio", "speechssl2-plain", "speechssl2-sdpa")
 HF_CLASSES = {"wav2vec2": ("Wav2Vec2Model", "Wav2Vec2Config"), "hubert": ("HubertModel", "HubertConfig"),
               "wavlm": ("WavLMModel", "WavLMConfig")}
-PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L4": 121.0, "A10": 125.0}  # dense
+# Dense peaks from NVIDIA's datasheets (the sparse figures are twice these): bf16 and TF32 on
+# tensor cores, fp32 without. Matched as whole words of the device name, first match wins.
+PEAK_TFLOPS = {
+    "H100 PCIe": dict(bf16=756.0, tf32=378.0, fp32=51.0),
+    "H100": dict(bf16=989.0, tf32=494.5, fp32=67.0),
+    "H200": dict(bf16=989.0, tf32=494.5, fp32=67.0),
+    "A100": dict(bf16=312.0, tf32=156.0, fp32=19.5),
+    "L40S": dict(bf16=362.0, tf32=183.0, fp32=91.6),
+    "L4": dict(bf16=121.0, tf32=60.0, fp32=30.3),
+    "A10": dict(bf16=125.0, tf32=62.5, fp32=31.2),
+}
 
 
-def hf_model(kind: str, seed: int, tiny: bool) -> nn.Module:
+def hf_model(kind: str, seed: int, tiny: bool, attention_dropout: float = 0.1) -> nn.Module:
     """A randomly initialised BASE-size (or, with ``tiny``, a 2-layer) transformers model."""
     import transformers
 
     model_name, cfg_name = HF_CLASSES[kind]
-    overrides = dict(layerdrop=0.0, mask_time_prob=0.0, mask_feature_prob=0.0)
+    overrides = dict(layerdrop=0.0, mask_time_prob=0.0, mask_feature_prob=0.0, attention_dropout=attention_dropout)
     if tiny:
         overrides.update(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128,
                          conv_dim=(32,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
@@ -73,11 +90,12 @@ def hf_model(kind: str, seed: int, tiny: bool) -> nn.Module:
     return getattr(transformers, model_name)(getattr(transformers, cfg_name)(**overrides))
 
 
-def build_all(kind: str, impls: List[str], seed: int, tiny: bool) -> Dict[str, nn.Module]:
+def build_all(kind: str, impls: List[str], seed: int, tiny: bool,
+              attention_dropout: float = 0.1) -> Dict[str, nn.Module]:
     """The same weights in every requested implementation."""
-    ref = hf_model(kind, seed, tiny)
+    ref = hf_model(kind, seed, tiny, attention_dropout)
     models: Dict[str, nn.Module] = {}
-    ours = [impl for impl in ("speechssl2", "speechssl2-plain") if impl in impls]
+    ours = [impl for impl in IMPLS if impl.startswith("speechssl2") and impl in impls]
     if ours:
         with tempfile.TemporaryDirectory() as tmp:
             ref.save_pretrained(tmp)
@@ -136,23 +154,35 @@ def plain_position_mask(gate: Tensor, bias: Tensor, pad: Tensor) -> Tensor:
 
 
 @contextlib.contextmanager
-def plain_formulas():
-    """Swap speechssl2's fast paths for the plain formulas (impl ``speechssl2-plain``)."""
+def swapped(group_norm: Callable[..., Tensor], position_mask: Callable[..., object]):
+    """Our model with its group norm and WavLM position mask functions replaced (restored after)."""
     from speechssl2.models import conv_frontend, transformer
 
     saved = conv_frontend.masked_group_norm, transformer.gated_position_mask
-    conv_frontend.masked_group_norm, transformer.gated_position_mask = plain_group_norm, plain_position_mask
+    conv_frontend.masked_group_norm, transformer.gated_position_mask = group_norm, position_mask
     try:
         yield
     finally:
         conv_frontend.masked_group_norm, transformer.gated_position_mask = saved
 
 
-def step_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool,
-            wavlm: bool = False) -> Callable[[], None]:
-    """One forward + backward of ``mean(last_hidden_state ** 2)``."""
+def plain_formulas():
+    """Swap speechssl2's fast paths for the plain formulas (impl ``speechssl2-plain``)."""
+    return swapped(plain_group_norm, plain_position_mask)
+
+
+def sdpa_position_mask():
+    """WavLM's gated bias always made dense for SDPA, never FlexAttention (impl ``speechssl2-sdpa``)."""
+    from speechssl2.models.functional import masked_group_norm
+    from speechssl2.models.wavlm import gated_position_mask
+
+    return swapped(masked_group_norm, functools.partial(gated_position_mask, flex=False))
+
+
+def forward_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor,
+               wavlm: bool = False) -> Callable[[], Tensor]:
+    """The model's last hidden state (B, T, D) on the padded batch, the way ``impl`` is run."""
     mask = (torch.arange(wav.shape[1], device=wav.device)[None] < lengths[:, None]).long()
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
 
     def forward() -> Tensor:
         if impl == "speechssl2":
@@ -160,9 +190,21 @@ def step_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool
         if impl == "speechssl2-plain":
             with plain_formulas():
                 return model(wav, lengths).last_hidden_state
+        if impl == "speechssl2-sdpa":
+            with sdpa_position_mask():
+                return model(wav, lengths).last_hidden_state
         if impl == "torchaudio":  # its WavLM asserts on a padding mask (2.11): run it unmasked, same compute
             return model(wav, None if wavlm else lengths)[0]
         return model(wav, attention_mask=mask).last_hidden_state
+
+    return forward
+
+
+def step_fn(impl: str, model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool,
+            wavlm: bool = False) -> Callable[[], None]:
+    """One forward + backward of ``mean(last_hidden_state ** 2)``."""
+    forward = forward_fn(impl, model, wav, lengths, wavlm)
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
 
     def step() -> None:
         model.zero_grad(set_to_none=True)
@@ -208,26 +250,36 @@ def count_flops(step: Callable[[], None]) -> float:
     return float(counter.get_total_flops())
 
 
-def device_peak_tflops(device: torch.device) -> Optional[float]:
+def device_peak_tflops(device: torch.device, precision: str = "bf16") -> Optional[float]:
+    """Dense peak TFLOP/s of a CUDA device at ``precision`` (bf16, tf32, fp32); None if unknown or not CUDA."""
     if device.type != "cuda":
         return None
     name = torch.cuda.get_device_name(device)
-    return next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+    return next((peaks[precision] for key, peaks in PEAK_TFLOPS.items()
+                 if re.search(rf"\b{re.escape(key)}\b", name)), None)
+
+
+def set_precision(precision: str) -> None:
+    """On CUDA: float32 matmuls and convolutions in TF32 (``tf32``) or IEEE float32 (``bf16``: autocast, ``fp32``)."""
+    mode = "tf32" if precision == "tf32" else "ieee"
+    torch.backends.cuda.matmul.fp32_precision = mode
+    torch.backends.cudnn.conv.fp32_precision = mode
 
 
 def bench_model(kind: str, args: argparse.Namespace, device: torch.device) -> List[Dict[str, object]]:
-    models = build_all(kind, args.impls, args.seed, args.tiny)
+    models = build_all(kind, args.impls, args.seed, args.tiny, args.attention_dropout)
     wav, lengths = make_batch(args.batch, args.seconds, device)
     audio_seconds = float(lengths.sum()) / SAMPLE_RATE
-    amp = device.type == "cuda" and not args.fp32
+    amp = device.type == "cuda" and args.precision == "bf16"
     steps = {}
     for impl in args.impls:
         model = models[impl].to(device).train()
         if args.compile:
             model = torch.compile(model)
         steps[impl] = step_fn(impl, model, wav, lengths, amp, wavlm=kind == "wavlm")
-    flops = count_flops(step_fn("speechssl2", models["speechssl2"], wav, lengths, amp)) \
-        if "speechssl2" in models and not args.compile else float("nan")
+    ours = next((impl for impl in args.impls if impl.startswith("speechssl2")), None)
+    flops = count_flops(step_fn("speechssl2-sdpa", models[ours], wav, lengths, amp)) \
+        if ours and not args.compile else float("nan")
     for step in steps.values():  # warm-up (and compilation)
         step()
     clock = time.process_time if args.clock == "cpu" else time.perf_counter
@@ -240,7 +292,7 @@ def bench_model(kind: str, args: argparse.Namespace, device: torch.device) -> Li
             sync(device)
             times[impl].append(clock() - start)
     memory = {impl: peak_memory_mb(step, device) for impl, step in steps.items()} if not args.no_memory else {}
-    peak = device_peak_tflops(device)
+    peak = device_peak_tflops(device, args.precision)
     rows = []
     for impl in args.impls:
         median = statistics.median(times[impl]) if args.stat == "median" else min(times[impl])
@@ -286,7 +338,11 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--compile", action="store_true", help="torch.compile every model (FLOPs not counted then)")
-    p.add_argument("--fp32", action="store_true", help="on CUDA, no bf16 autocast")
+    p.add_argument("--precision", choices=("bf16", "tf32", "fp32"), default="bf16",
+                   help="on CUDA: bf16 autocast, float32 with TF32 matmuls/convs, or IEEE float32; "
+                   "MFU divides by the matching dense peak")
+    p.add_argument("--attention-dropout", type=float, default=0.1,
+                   help="every model's attention dropout (0: WavLM's FlexAttention path runs on CUDA)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0: torch's default)")
     p.add_argument("--clock", choices=("cpu", "wall"), default=None,
                    help="cpu: process CPU time (default on CPU); wall: elapsed time (always on CUDA)")
@@ -311,11 +367,15 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if device.type == "cuda":
+        set_precision(args.precision)
     rows: List[Dict[str, object]] = []
     for kind in args.models:
         rows += bench_model(kind, args, device)
     print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} seconds={args.seconds} "
-          f"repeats={args.repeats} ({args.stat}, {args.clock} clock) compile={args.compile} torch={torch.__version__}")
+          f"repeats={args.repeats} ({args.stat}, {args.clock} clock) compile={args.compile} "
+          f"attention_dropout={args.attention_dropout} torch={torch.__version__}"
+          + (f" precision={args.precision} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     print(markdown(rows, show_mfu=device.type == "cuda", clock=args.clock))
     return rows
 

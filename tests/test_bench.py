@@ -1,4 +1,5 @@
-"""Smoke test: every bench script runs end to end with its tiniest flags (so they do not rot)."""
+"""The bench scripts: each runs end to end with its tiniest flags (so they do not rot), and the
+encoder bench's helpers compare what they claim to compare."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,25 +7,117 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 SHARED = Path(os.environ.get("SPEECHSSL2_SHARED_DATA", BENCH.parents[1] / "shared" / "data"))
 
 
-def run(script: str, *argv: str):
+def load(script: str):
     spec = importlib.util.spec_from_file_location(f"bench_{script}", BENCH / f"{script}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main(list(argv))
+    return module
+
+
+def run(script: str, *argv: str):
+    return load(script).main(list(argv))
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    return load("encoder")
 
 
 def test_bench_encoder(capsys):
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    impls = {"speechssl2", "speechssl2-plain", "speechssl2-sdpa", "transformers", "torchaudio"}
     rows = run("encoder", "--tiny", "--models", "wavlm", "--batch", "2", "--seconds", "0.2", "--repeats", "1",
-               "--impls", "speechssl2,speechssl2-plain,transformers,torchaudio", "--threads", "1")
-    assert {r["impl"] for r in rows} == {"speechssl2", "speechssl2-plain", "transformers", "torchaudio"}
-    assert all(r["audio_per_s"] > 0 and r["mem_mb"] >= 0 for r in rows)
+               "--impls", ",".join(sorted(impls)), "--threads", "1")
+    assert {r["impl"] for r in rows} == impls
+    assert all(r["audio_per_s"] > 0 and r["mem_mb"] >= 0 and r["tflops"] > 0 and r["mfu"] is None for r in rows)
     assert "| wavlm | speechssl2 |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["wav2vec2", "hubert", "wavlm"])
+def test_encoder_bench_implementations_agree_in_eval(encoder, kind):
+    """The bench's models hold the same weights and its forwards compute the same thing (unpadded batch)."""
+    impls = ["speechssl2", "speechssl2-plain", "speechssl2-sdpa", "transformers", "torchaudio"]
+    models = encoder.build_all(kind, impls, seed=0, tiny=True)
+    torch.manual_seed(0)
+    wav = torch.randn(2, 8000) * 0.1
+    lengths = torch.full((2,), 8000)
+    with torch.no_grad():
+        out = {impl: encoder.forward_fn(impl, models[impl].eval(), wav, lengths, wavlm=kind == "wavlm")()
+               for impl in impls}
+    assert out["speechssl2"].shape == (2, 24, 64)  # tiny configs keep the 320-sample stride
+    for impl in impls[1:]:
+        torch.testing.assert_close(out[impl], out["speechssl2"], rtol=1e-4, atol=1e-4, msg=impl)
+
+
+def counting(calls: list, name: str, fn):
+    def counted(*args, **kwargs):
+        calls.append(name)
+        return fn(*args, **kwargs)
+
+    return counted
+
+
+def test_plain_and_sdpa_impls_really_swap_the_formulas(encoder, monkeypatch):
+    """A stale monkeypatch (our model no longer calling what the bench replaces) fails here."""
+    from speechssl2.models import conv_frontend, functional, transformer, wavlm
+
+    position_mask, calls = transformer.gated_position_mask, []
+    monkeypatch.setattr(encoder, "plain_group_norm", counting(calls, "plain_group_norm", encoder.plain_group_norm))
+    monkeypatch.setattr(encoder, "plain_position_mask",
+                        counting(calls, "plain_position_mask", encoder.plain_position_mask))
+    monkeypatch.setattr(wavlm, "gated_position_mask", counting(calls, "dense_mask", wavlm.gated_position_mask))
+    models = encoder.build_all("wavlm", ["speechssl2", "speechssl2-plain", "speechssl2-sdpa"], seed=0, tiny=True)
+    wav, lengths = encoder.make_batch(2, 0.2, torch.device("cpu"))  # padded: the masked group norm path
+    layers = len(models["speechssl2"].encoder.layers)
+    out = {}
+    with torch.no_grad():
+        for impl, expected in [("speechssl2", []), ("speechssl2-plain", ["plain_group_norm"] + ["plain_position_mask"]
+                                                     * layers), ("speechssl2-sdpa", ["dense_mask"] * layers)]:
+            calls.clear()
+            out[impl] = encoder.forward_fn(impl, models[impl].eval(), wav, lengths, wavlm=True)()
+            assert calls == expected, impl
+    assert conv_frontend.masked_group_norm is functional.masked_group_norm  # restored
+    assert transformer.gated_position_mask is position_mask
+    for impl in ("speechssl2-plain", "speechssl2-sdpa"):
+        torch.testing.assert_close(out[impl], out["speechssl2"], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name, precision, peak", [
+    ("NVIDIA L4", "bf16", 121.0),
+    ("NVIDIA L40S", "bf16", 362.0),  # not the L4's
+    ("NVIDIA L40S", "fp32", 91.6),
+    ("NVIDIA L40", "bf16", None),  # not in the table: neither the L4's nor the L40S's
+    ("NVIDIA H100 80GB HBM3", "bf16", 989.0),
+    ("NVIDIA H100 80GB HBM3", "tf32", 494.5),
+    ("NVIDIA H100 PCIe", "bf16", 756.0),
+    ("NVIDIA A100-SXM4-80GB", "fp32", 19.5),
+    ("NVIDIA A10", "tf32", 62.5),  # not the A100's
+    ("Tesla T4", "bf16", None),
+])
+def test_device_peak_tflops(encoder, monkeypatch, name, precision, peak):
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: name)
+    assert encoder.device_peak_tflops(torch.device("cuda"), precision) == peak
+    assert encoder.device_peak_tflops(torch.device("cpu"), precision) is None
+
+
+def test_markdown_table_with_mfu(encoder):
+    row = dict(model="wavlm", step_s=0.5, audio_per_s=12.0, mem_mb=1000.4, tflops=123.4567, ours_vs_best_peer=1.25)
+    rows = [dict(row, impl="speechssl2", vs_ours=1.0, mfu=0.1248),
+            dict(row, impl="transformers", audio_per_s=9.6, vs_ours=0.8, mfu=None)]
+    lines = encoder.markdown(rows, show_mfu=True).splitlines()
+    assert lines[0] == ("| model | impl | step (wall s) | audio s / s | x speechssl2 | peak mem (MiB) | TFLOP/s "
+                        "| MFU |")
+    assert lines[2] == "| wavlm | speechssl2 | 0.500 | 12.00 | 1.00 | 1000 | 123.457 | 12.5 % |"
+    assert lines[3] == "| wavlm | transformers | 0.500 | 9.60 | 0.80 | 1000 | 123.457 | n/a |"
+    assert lines[-1] == "wavlm: speechssl2 / fastest peer = 1.25x"
+    assert "MFU" not in encoder.markdown(rows, show_mfu=False, clock="cpu").splitlines()[0]
 
 
 def test_bench_masking():
@@ -41,7 +134,10 @@ def test_bench_data():
 
 def test_bench_kmeans():
     rows = run("kmeans", "--frames", "400", "--dim", "4", "--clusters", "4", "--niter", "2", "--max-iter", "5")
-    assert rows[0]["impl"].startswith("faiss") and len(rows) >= 2
+    expected = ["faiss", "torch"] + (["sklearn"] if importlib.util.find_spec("sklearn") else [])
+    assert [r["impl"].split()[0] for r in rows] == expected
+    assert all(r["reached"] and r["inertia"] <= max(q["best_inertia"] for q in rows) for r in rows)
+    assert min(r["best_inertia"] for r in rows) < max(r["best_inertia"] for r in rows)  # a real target
 
 
 def test_bench_decode():

@@ -5,8 +5,14 @@ forward and shared by every layer; each layer rescales it per query position wit
 gate computed from the layer's attention input split into heads:
 ``gate_a, gate_b = sigmoid(sum over 4 of Linear(head_dim -> 8)(x_h) viewed (2, 4))``,
 ``bias = (gate_a * (gate_b * a_h - 1) + 2) * d``.
+
+On CUDA the gated bias is handed to the attention factored (``GatedPositionBias``) and
+applied inside FlexAttention, so no (B, H, T, T) tensor is made; elsewhere, and in
+training with attention dropout, it is made dense as SDPA's mask.
 """
 from __future__ import annotations
+
+from typing import Callable, NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -47,14 +53,45 @@ class PositionGate(nn.Module):
         return gate[..., None]
 
 
-def gated_position_mask(gate: Tensor, bias: Tensor, pad: Tensor) -> Tensor:
-    """The SDPA ``attn_mask`` of a WavLM layer, made in one fused pass: gate * bias, -inf at padded keys.
+class GatedPositionBias(NamedTuple):
+    """A WavLM layer's position bias kept factored: gate (B, H, T, 1), shared bias (H, T, T), pad (B, T).
 
-    gate (B, H, T, 1), bias (H, T, T) shared, pad (B, T) True = padding -> (B, H, T, T) in
-    the gate's dtype (bf16 under autocast: no float32 copy). ``addcmul`` of the (B, 1, 1, T)
-    key-padding row with the broadcast product is the only (B, H, T, T) tensor made; the
-    plain ``gate * bias`` then ``masked_fill_`` took two passes (and, under autocast, a
-    float32 product cast again by SDPA). Bit-identical to that in float32.
+    A ``speechssl2.models.attention.ScoreBias``: ``dense()`` for SDPA, ``score_mod()`` for FlexAttention.
     """
-    keys = torch.zeros(pad.shape, dtype=gate.dtype, device=gate.device).masked_fill_(pad, float("-inf"))
-    return torch.addcmul(keys[:, None, None, :], gate, bias.to(gate.dtype))
+
+    gate: Tensor
+    bias: Tensor
+    pad: Tensor
+
+    def dense(self) -> Tensor:
+        """The SDPA ``attn_mask``, made in one fused pass: gate * bias, -inf at padded keys.
+
+        -> (B, H, T, T) in the gate's dtype. ``addcmul`` of the (B, 1, 1, T) key-padding row
+        with the broadcast product is the only (B, H, T, T) tensor made; the plain
+        ``gate * bias`` then ``masked_fill_`` took two passes. Bit-identical to that in float32.
+        """
+        gate, pad = self.gate, self.pad
+        keys = torch.zeros(pad.shape, dtype=gate.dtype, device=gate.device).masked_fill_(pad, float("-inf"))
+        return torch.addcmul(keys[:, None, None, :], gate, self.bias.to(gate.dtype))
+
+    def score_mod(self) -> Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]:
+        """FlexAttention ``score_mod``: score + gate[b, h, q] * bias[h, q, kv], the same sum SDPA makes."""
+        gate, bias = self.gate[..., 0], self.bias.to(self.gate.dtype)  # (B, H, T), (H, T, T)
+
+        def add_gated_bias(score: Tensor, b: Tensor, h: Tensor, q: Tensor, kv: Tensor) -> Tensor:
+            return score + gate[b, h, q] * bias[h, q, kv]
+
+        return add_gated_bias
+
+
+def gated_position_mask(gate: Tensor, bias: Tensor, pad: Tensor,
+                        flex: Optional[bool] = None) -> Union[Tensor, GatedPositionBias]:
+    """What a WavLM layer hands its attention as ``mask``: gate (B, H, T, 1), bias (H, T, T), pad (B, T).
+
+    flex: True -> the factored ``GatedPositionBias`` (FlexAttention, or SDPA with its dense
+    mask when attention dropout is active); False -> the dense (B, H, T, T) SDPA mask;
+    None (default) -> factored on CUDA (compiled FlexAttention), dense elsewhere (on CPU
+    FlexAttention only has an unfused eager reference, without backward).
+    """
+    factored = GatedPositionBias(gate, bias, pad)
+    return factored if (gate.is_cuda if flex is None else flex) else factored.dense()
