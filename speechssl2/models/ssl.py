@@ -8,10 +8,19 @@ A config lists objectives by registry key with their weight::
       masking: {prob: 0.08, span: 10}
       objectives:
         - {name: hubert, weight: 1.0, num_classes: 100}
-        - {name: wav2vec2, weight: 0.5, feature_pen_weight: 0}   # combined without new code
+        - {name: wav2vec2, weight: 0.5, feature_pen_weight: 0}   # combined without new code; one feature penalty
 
 The span mask is drawn once per batch and shared by every objective. Each objective
 gets the upstream's sizes it asks for (``embed_dim``, ``feature_dim``) by parameter name.
+
+Combining objectives: the feature penalty regularizes the one shared upstream, so only
+one objective may add it (the others set ``feature_pen_weight: 0``); two raise rather
+than silently doubling it. The step's ``sample_size`` (the batch's weight when the
+trainer averages micro-batches and ranks) is the mean of the objectives' sample sizes:
+objectives under one mask count nearly the same masked frames, and the mean does not
+depend on the order they are listed in. wav2vec 2.0 + masked prediction of its own
+quantizer's codes is the ``w2v_bert`` objective on a transformer upstream (two listed
+objectives never share a quantizer).
 """
 from __future__ import annotations
 
@@ -79,6 +88,12 @@ class SSLModel(nn.Module):
         return step
 
     def _combine(self, results: Dict[str, ObjectiveOutput]) -> StepOutput:
+        penalized = [name for name, result in results.items() if "feature_pen" in result.terms]
+        if len(penalized) > 1:
+            raise ValueError(
+                f"ssl model: objectives {penalized} each add the feature penalty of the one shared upstream; "
+                "keep it in one and set feature_pen_weight: 0 in the others"
+            )
         terms: Dict[str, torch.Tensor] = {}
         metrics: Dict[str, float] = {}
         losses = []
@@ -86,5 +101,5 @@ class SSLModel(nn.Module):
             losses.append(self.objective_weights[name] * result.weighted_loss())
             terms.update({f"{name}/{key}": value.detach() for key, value in result.terms.items()})
             metrics.update({f"{name}/{key}": value for key, value in result.metrics.items()})
-        first = next(iter(results.values()))
-        return StepOutput(loss=sum(losses), terms=terms, metrics=metrics, sample_size=first.sample_size)
+        sample_size = round(sum(result.sample_size for result in results.values()) / len(results))
+        return StepOutput(loss=sum(losses), terms=terms, metrics=metrics, sample_size=max(sample_size, 1))

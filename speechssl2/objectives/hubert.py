@@ -70,8 +70,8 @@ class HubertObjective(nn.Module):
         terms: Dict[str, Tensor] = {}
         weights: Dict[str, float] = {}
         metrics: Dict[str, float] = {}
-        for proj, layer, weight in zip(self.final_proj, self.predict_layers, self.layer_weights):
-            layer = self._resolve(layer, len(out.hidden_states))
+        layers = self._resolve_layers(len(out.hidden_states))
+        for proj, layer, weight in zip(self.final_proj, layers, self.layer_weights):
             hidden = out.hidden_states[layer]  # (B, T, D)
             ce, metrics[f"acc_masked_l{layer}"] = self._predict(proj, hidden, targets, masked)
             terms[f"masked_ce_l{layer}"], weights[f"masked_ce_l{layer}"] = ce, weight
@@ -137,6 +137,22 @@ class HubertObjective(nn.Module):
             seconds = float(batch["audio_lens"][utt]) / float(batch["sample_rate"])
             msg += f": label rate {labels / seconds:.1f} Hz vs frame rate {frames / seconds:.1f} Hz"
         return msg + "; the targets must be extracted at the model's frame rate"
+
+    def _resolve_layers(self, num_states: int) -> List[int]:
+        """``predict_layers`` as hidden-state indices, each at most once.
+
+        Terms are named by resolved layer, so two entries naming one layer (``[2, -1]`` on
+        a 2-block upstream) would silently keep only the second term and its weight.
+        """
+        resolved = [self._resolve(layer, num_states) for layer in self.predict_layers]
+        repeated = sorted({layer for layer in resolved if resolved.count(layer) > 1})
+        if repeated:
+            entries = [entry for entry, layer in zip(self.predict_layers, resolved) if layer in repeated]
+            raise ValueError(
+                f"hubert: predict_layers {self.predict_layers} name layer(s) {repeated} more than once "
+                f"(entries {entries}; the upstream has hidden states 0..{num_states - 1}, -1 = {num_states - 1})"
+            )
+        return resolved
 
     @staticmethod
     def _resolve(layer: int, num_states: int) -> int:

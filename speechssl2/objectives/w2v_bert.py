@@ -16,7 +16,15 @@ masked-prediction module's output. Masked input frames should be random vectors
   (same loss value), so L_m also trains the quantizer (and can pull it into collapse).
 * L = beta * L_c + gamma * L_m (``contrastive_weight``, ``mlm_weight``). ``contrastive:
   false`` drops L_c altogether (the paper's collapse ablation): the quantizer then gets no
-  gradient and only the shared frontend can move its targets.
+  gradient and only the shared frontend can move its targets. On tiny FSDD runs that
+  collapses the codes within ~25 updates; L_c with the paper's diversity weight 0.1 kept
+  them diverse for only 4 of 6 seeds (a collapsed quantizer makes L_w ~0, as every
+  distractor equals its positive), 1.0 for all six (tests/objectives/test_w2v_bert_objective.py).
+* wav2vec 2.0 + masked prediction is this objective on a transformer upstream (e.g.
+  ``wav2vec2_tiny``, learned mask embedding, ``feature_pen_weight: 10``; recipe config
+  ``pretrain_wav2vec2_mlm.yaml``). Listing ``wav2vec2`` and ``w2v_bert`` as two objectives
+  does not give it: each objective owns its quantizer, so the MLM targets would not be
+  the codes the contrastive task trains.
 
 Terms: ``contrastive``, ``diversity`` (only with ``contrastive``), ``mlm``, ``feature_pen``
 (if ``feature_pen_weight`` > 0). Weights: beta, beta * diversity_weight, gamma,

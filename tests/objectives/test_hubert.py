@@ -99,3 +99,12 @@ def test_bad_targets_and_layers_raise():
         _objective(predict_layers=[2, 4], layer_weights=[1.0])
     with pytest.raises(ValueError, match="no 'targets'"):
         _objective()(out, mask, {})
+
+
+@pytest.mark.parametrize("layers,repeated", [([4, -1], 4), ([2, 2], 2), ([-2, 1, 3], 3)])
+def test_ils_layers_naming_one_layer_twice_raise(layers, repeated):
+    """Terms are keyed by resolved layer: a repeat would silently drop one term and its weight."""
+    lengths = [12, 9, 5]
+    obj = _objective(predict_layers=layers, layer_weights=[1.0] * len(layers))
+    with pytest.raises(ValueError, match=rf"name layer\(s\) \[{repeated}\] more than once"):
+        obj(_upstream_output(lengths), _mask(lengths), _batch(lengths))  # 4 blocks: hidden states 0..4
