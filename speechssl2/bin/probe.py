@@ -3,6 +3,9 @@
     python -m speechssl2.bin.probe --config conf/probe.yaml \\
         --set output_dir=exp/probe --set 'upstreams=[{name: wavlm_tiny}, exp/pretrain/checkpoint_*.pt]'
 
+``--set 'extra_upstreams=[...]'`` appends rows to the configured ``upstreams`` instead of
+replacing them (how a recipe adds the checkpoints it found).
+
 Every upstream (preset = random init, or any checkpoint ``load_pretrained`` reads,
 globs expanded in numeric order) is probed on every task: the upstream frozen, a
 learned softmax-weighted sum of its hidden layers feeding a small downstream model.
@@ -31,7 +34,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     add_config_args(parser)
     args = parser.parse_args(argv)
     cfg = load_config(ProbeConfig, args.config, args.overrides)
-    tasks, upstreams = task_configs(cfg), resolve_upstreams(cfg.upstreams)
+    tasks, upstreams = task_configs(cfg), resolve_upstreams(cfg.upstreams, cfg.extra_upstreams)
     out = Path(cfg.output_dir)
     setup_logging(out / "probe.log")
     save_config(cfg, out / "probe.yaml")

@@ -6,6 +6,8 @@ YAML::
       - {name: wavlm_tiny}            # a preset, randomly initialised: the baseline row
       - exp/pretrain/checkpoint_*.pt  # checkpoints (glob: every intermediate one, in numeric order)
       - {path: hf/wavlm-base, tag: wavlm_base_hf, source: hf}
+    extra_upstreams: []               # rows appended after ``upstreams`` (a recipe adds its checkpoints
+                                      # here, so a --set on it never replaces the configured list)
     tasks:                            # columns: task name -> TaskConfig
       ks: {label: custom.digit, downstream: {name: utterance_classifier}, train: ..., test: ...}
 
@@ -17,7 +19,7 @@ import glob
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Literal, Optional, Union
+from typing import Any, Dict, List, Literal, Optional, Sequence, Union
 
 from speechssl2.config import ConfigError, from_dict
 from speechssl2.registry import DOWNSTREAMS, PRESETS
@@ -46,6 +48,7 @@ class TaskConfig:
 @dataclass
 class ProbeConfig:
     upstreams: List[UpstreamEntry] = field(default_factory=list)
+    extra_upstreams: List[UpstreamEntry] = field(default_factory=list)  # appended after ``upstreams``
     tasks: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # parsed by ``task_configs``
     data_dir: str = "."  # relative task manifests are found here (a recipe sets it to its data/)
     output_dir: str = "exp/probe"
@@ -83,11 +86,13 @@ def task_configs(cfg: ProbeConfig) -> Dict[str, TaskConfig]:
     return tasks
 
 
-def resolve_upstreams(entries: List[UpstreamEntry]) -> List[UpstreamRef]:
-    """Expand globs, check every entry, give every row a unique tag."""
-    if not entries:
+def resolve_upstreams(entries: Sequence[UpstreamEntry], extra: Sequence[UpstreamEntry] = ()) -> List[UpstreamRef]:
+    """``entries`` then ``extra`` (``ProbeConfig.extra_upstreams``): globs expanded, every entry
+    checked, every row given a unique tag."""
+    if not entries and not extra:
         raise ConfigError("upstreams: no upstream to probe")
-    refs = [ref for i, entry in enumerate(entries) for ref in _resolve(entry, f"upstreams[{i}]")]
+    refs = [ref for key, group in (("upstreams", entries), ("extra_upstreams", extra))
+            for i, entry in enumerate(group) for ref in _resolve(entry, f"{key}[{i}]")]
     tags = [r.tag for r in refs]
     dupes = sorted({t for t in tags if tags.count(t) > 1})
     if dupes:

@@ -20,10 +20,10 @@ RECIPE_CONFIG = Path(__file__).resolve().parents[2] / "egs" / "fsdd" / "ssl1" / 
 TASKS = ("ks", "sid", "asr")
 
 
-def arguments(fsdd_manifests, out, upstreams: str, cache: str = "disk") -> List[str]:
+def arguments(fsdd_manifests, out, upstreams: str, cache: str = "disk", extra: str = "[]") -> List[str]:
     """The recipe's probe.yaml, shrunk to a few utterances and epochs per task."""
     sets = [f"data_dir={Path(fsdd_manifests['train']).parents[1]}", f"output_dir={out}", f"upstreams={upstreams}",
-            f"cache={cache}"]
+            f"extra_upstreams={extra}", f"cache={cache}"]
     for task in TASKS:
         sets += [f"tasks.{task}.epochs=2", f"tasks.{task}.max_train_utts=60", f"tasks.{task}.max_test_utts=30"]
     return ["--config", str(RECIPE_CONFIG), *(arg for item in sets for arg in ("--set", item))]
@@ -36,9 +36,9 @@ def test_probe_cli_writes_table_plot_json_config_and_reuses_its_cache(fsdd_manif
     torch.manual_seed(0)  # the seed bin.probe builds presets with: the same weights as the preset row
     save_hf(build_upstream({"name": "wavlm_tiny"}), tmp_path / "hf")
     out = tmp_path / "probe"
-    upstreams = (f"[{{name: wavlm_tiny}}, {tmp_path / 'pretrain' / 'checkpoint_*.pt'}, "
-                 f"{{path: {tmp_path / 'hf'}, tag: wavlm_tiny (HF)}}]")
-    doc = probe.main(arguments(fsdd_manifests, out, upstreams))
+    upstreams = f"[{{name: wavlm_tiny}}, {tmp_path / 'pretrain' / 'checkpoint_*.pt'}]"
+    extra = f"[{{path: {tmp_path / 'hf'}, tag: wavlm_tiny (HF)}}]"  # appended, as run.sh adds its checkpoints
+    doc = probe.main(arguments(fsdd_manifests, out, upstreams, extra=extra))
 
     rows = ["wavlm_tiny (random init)", "pretrain/checkpoint_2", "pretrain/checkpoint_10", "wavlm_tiny (HF)"]
     assert list(doc["results"]) == rows
@@ -65,7 +65,7 @@ def test_probe_cli_writes_table_plot_json_config_and_reuses_its_cache(fsdd_manif
         raise AssertionError("features were extracted again although they are cached")
 
     monkeypatch.setattr(features, "extract_all", no_extraction)
-    again = probe.main(arguments(fsdd_manifests, out, upstreams))
+    again = probe.main(arguments(fsdd_manifests, out, upstreams, extra=extra))
     assert again["results"] == doc["results"]  # same seeds, same cached features: same numbers
 
 

@@ -1,9 +1,11 @@
 """Probe config checks: upstream entries, globs in numeric order, tags, task validation."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from speechssl2.config import ConfigError
+from speechssl2.config import ConfigError, load_config
 from speechssl2.probe.config import ProbeConfig, resolve_upstreams, task_configs
 from speechssl2.typecheck import ConfigTypeError
 
@@ -23,6 +25,26 @@ def test_presets_paths_and_globs_resolve_to_tagged_rows_in_numeric_order(tmp_pat
                                      "pretrain/checkpoint_1000", "wavlm (HF)"]
     assert refs[0].preset == {"name": "hubert_tiny"} and refs[0].path is None
     assert refs[4].path == str(hf) and refs[4].source == "hf"
+
+
+def test_extra_upstreams_are_appended_to_the_configured_list(tmp_path):
+    """What a recipe does: ``--set extra_upstreams=[...]`` adds its checkpoints, the YAML's rows stay."""
+    recipe = Path(__file__).resolve().parents[2] / "egs" / "fsdd" / "ssl1" / "conf" / "probe.yaml"
+    ckpt = tmp_path / "pretrain_hubert" / "checkpoint_100.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"")
+    configured = [r.tag for r in resolve_upstreams(load_config(ProbeConfig, recipe).upstreams)]
+    cfg = load_config(ProbeConfig, recipe, [f"extra_upstreams=[{ckpt}]"])
+    assert [r.tag for r in resolve_upstreams(cfg.upstreams, cfg.extra_upstreams)] == [
+        *configured, "pretrain_hubert/checkpoint_100"]
+    cfg = load_config(ProbeConfig, recipe, ["upstreams=[{name: hubert_tiny}]", f"extra_upstreams=[{ckpt}]"])
+    assert [r.tag for r in resolve_upstreams(cfg.upstreams, cfg.extra_upstreams)] == [
+        "hubert_tiny (random init)", "pretrain_hubert/checkpoint_100"]
+    assert [r.tag for r in resolve_upstreams([], cfg.extra_upstreams)] == ["pretrain_hubert/checkpoint_100"]
+    with pytest.raises(ConfigError, match=r"extra_upstreams\[1\]: no checkpoint found"):
+        resolve_upstreams(cfg.upstreams, [str(ckpt), str(tmp_path / "missing.pt")])
+    with pytest.raises(ConfigError, match="duplicate tag"):
+        resolve_upstreams([str(ckpt)], [str(ckpt)])
 
 
 @pytest.mark.parametrize("entries, message", [

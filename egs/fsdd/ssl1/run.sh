@@ -23,7 +23,7 @@ fsdd_dir=../../../../shared/data/fsdd/recordings
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
-probe_upstreams="{name: wavlm_tiny}, {name: hubert_tiny}"  # plus exp/pretrain_*/checkpoint_last.pt found
+probe_upstreams=""    # stage 8: YAML entries replacing conf/probe.yaml's upstreams ("" = keep them)
 mini_upstreams="scratch wav2vec2 hubert wavlm"  # scratch = hubert_tiny from random init
 mini_seeds="1 2 3"
 mini_budget=300       # seconds of labeled audio for stage 9 (5 min; drawn once, seed 0)
@@ -50,14 +50,24 @@ if [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
-  ups=$probe_upstreams
-  for ckpt in "$work_dir"/exp/pretrain_*/checkpoint_last.pt; do
-    [ -f "$ckpt" ] && ups="$ups, {path: $ckpt, tag: $(basename "$(dirname "$ckpt")")}"
+  # Appended to the upstream list: per pre-training run, checkpoint_<N>.pt in update order (how the
+  # representations evolve), then checkpoint_last.pt unless it is a copy of the newest numbered one.
+  ckpts=()
+  for dir in "$work_dir"/exp/pretrain_*/; do
+    [ -d "$dir" ] || continue
+    mapfile -t numbered < <(find "$dir" -maxdepth 1 -regex '.*/checkpoint_[0-9]+\.pt' | sort -V)
+    ckpts+=("${numbered[@]}")
+    last=$dir/checkpoint_last.pt
+    if [ -f "$last" ] && { [ ${#numbered[@]} = 0 ] || ! cmp -s "$last" "${numbered[-1]}"; }; then ckpts+=("$last"); fi
   done
-  echo "Stage 8: probing [$ups] -> $work_dir/exp/probe"
-  utils/run_stage.sh "$marks" probe "$conf/probe.yaml $(echo "$work_dir"/exp/pretrain_*/checkpoint_last.pt)" -- \
+  extra=""
+  for ckpt in "${ckpts[@]}"; do extra+="${extra:+, }'$ckpt'"; done
+  ups=()
+  [ -n "$probe_upstreams" ] && ups=(--set "upstreams=[$probe_upstreams]")
+  echo "Stage 8: probing ${probe_upstreams:-the upstreams of conf/probe.yaml} + ${#ckpts[@]} checkpoint(s) -> $work_dir/exp/probe"
+  run_stage probe "$conf/probe.yaml ${ckpts[*]}" -- \
     python -m speechssl2.bin.probe --config "$conf/probe.yaml" --set data_dir="$work_dir/data" \
-      --set output_dir="$work_dir/exp/probe" --set "upstreams=[$ups]"
+      --set output_dir="$work_dir/exp/probe" "${ups[@]}" --set "extra_upstreams=[$extra]"
 fi
 
 if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
