@@ -88,3 +88,26 @@ def test_fsdd_recipe_data_stages(tmp_path, fsdd_dir):
     assert type(tok).__name__ == "SentencePieceTokenizer"
     assert tok.decode(tok.encode("seven three")) == "seven three"
     assert len(tok.encode("seven")) < len("seven")  # BPE merged letters of a frequent word
+
+
+@pytest.mark.slow
+def test_fsdd_recipe_end_to_end_beats_chance(tmp_path, fsdd_dir):
+    """Stages 0-7 with shortened training: the RESULTS.md rows are below the 90 % chance WER."""
+    import shutil
+
+    import yaml
+
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "egs" / "fsdd" / "ssl1" / "conf", conf)
+    for name, updates in (("pretrain_hubert.yaml", 20), ("finetune_ctc.yaml", 500)):
+        cfg = yaml.safe_load((conf / name).read_text())
+        cfg["trainer"].update(max_updates=updates, save_every=updates, valid_every=updates)
+        cfg["scheduler"].pop("warmup_updates", None)  # the schedulers' defaults fit any length
+        (conf / name).write_text(yaml.safe_dump(cfg))
+    run = REPO / "egs" / "fsdd" / "ssl1" / "run.sh"
+    res = sh(f"{run} --fsdd_dir {fsdd_dir} --work_dir {tmp_path} --conf {conf} --stage 0 --stop_stage 7", tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = [line.split(" | ") for line in (tmp_path / "RESULTS.md").read_text().splitlines() if "| hubert |" in line]
+    wer = {row[3]: float(row[8]) for row in rows}  # decoder -> WER %
+    assert len(wer) == 2, wer  # greedy, and beam search with the word 3-gram
+    assert min(wer.values()) < 80.0, wer  # chance: 90 % (ten equiprobable digits)

@@ -29,6 +29,7 @@ class ExperimentMeta:
 
     upstream: str = "-"
     finetune_set: str = "-"
+    units: str = "-"  # output units of the fine-tuned model: char, bpe, ...
     decoder: str = "-"
     lm: str = "-"
     test_set: str = "-"

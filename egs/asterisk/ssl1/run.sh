@@ -21,9 +21,10 @@ sounds_dir=/usr/share/asterisk/sounds
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
+conf=conf             # configuration directory (a copy with other settings works too)
 . utils/parse_options.sh
 
-conf=$(pwd)/conf
+conf=$(cd "$conf" && pwd)
 mkdir -p "$work_dir"
 work_dir=$(cd "$work_dir" && pwd)
 marks=$work_dir/exp/.stages

@@ -23,13 +23,14 @@ fsdd_dir=../../../../shared/data/fsdd/recordings
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
+conf=conf             # configuration directory (a copy with other settings works too)
 probe_upstreams=""    # stage 8: YAML entries replacing conf/probe.yaml's upstreams ("" = keep them)
 mini_upstreams="scratch wav2vec2 hubert wavlm"  # scratch = hubert_tiny from random init
 mini_seeds="1 2 3"
 mini_budget=300       # seconds of labeled audio for stage 9 (5 min; drawn once, seed 0)
 . utils/parse_options.sh
 
-conf=$(pwd)/conf
+conf=$(cd "$conf" && pwd)
 mkdir -p "$work_dir"
 work_dir=$(cd "$work_dir" && pwd)
 fsdd_dir=$(cd "$fsdd_dir" && pwd) || { echo "FSDD not found: pass --fsdd_dir" >&2; exit 1; }
