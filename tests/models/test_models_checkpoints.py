@@ -29,6 +29,17 @@ TINY_CFG = dict(conv_feature_layers="[(64,10,5)] + [(64,3,2)] * 4 + [(64,2,2)] *
                 conv_pos_groups=4, extractor_mode="default", layer_norm_first=False)
 
 
+def assert_matches_hf(ours, hf, atol: float) -> None:
+    """Every hidden state of ``ours`` equals the HF model's (last = after its final LayerNorm)."""
+    wav = torch.randn(1, 4000)
+    with torch.no_grad():
+        out, ref = ours(wav, torch.tensor([4000])), hf(wav, output_hidden_states=True)
+    expected = list(ref.hidden_states[:-1]) + [ref.last_hidden_state]
+    assert len(out.hidden_states) == len(expected)
+    for layer, (o, r) in enumerate(zip(out.hidden_states, expected)):
+        torch.testing.assert_close(o, r, atol=atol, rtol=0, msg=f"layer {layer}")
+
+
 def same_outputs(a, b):
     wav, lengths = torch.randn(2, 5000), torch.tensor([5000, 3000])
     with torch.no_grad():
@@ -148,13 +159,7 @@ def test_hf_legacy_weight_norm_names(kind, weights, tiny_hf, tmp_path):
     else:
         torch.save(legacy, tmp_path / weights)
     ours, _ = speechssl2.load_pretrained(tmp_path)
-    wav = torch.randn(1, 4000)
-    with torch.no_grad():
-        out, hf = ours(wav, torch.tensor([4000])), ref(wav, output_hidden_states=True)
-    expected = list(hf.hidden_states[:-1]) + [hf.last_hidden_state]
-    assert len(out.hidden_states) == len(expected)
-    for layer, (o, r) in enumerate(zip(out.hidden_states, expected)):
-        torch.testing.assert_close(o, r, atol=1e-5, rtol=0, msg=f"layer {layer}")
+    assert_matches_hf(ours, ref, atol=1e-5)
 
 
 def test_convert_cli_hf_round_trip(tmp_path):
@@ -166,13 +171,7 @@ def test_convert_cli_hf_round_trip(tmp_path):
     convert.main([str(tmp_path / "up.pt"), str(tmp_path / "hf"), "--to", "hf"])
     hf = transformers.AutoModel.from_pretrained(tmp_path / "hf").eval()
     assert type(hf).__name__ == "WavLMModel"
-    wav = torch.randn(1, 4000)
-    with torch.no_grad():
-        ours, ref = up(wav, torch.tensor([4000])), hf(wav, output_hidden_states=True)
-    expected = list(ref.hidden_states[:-1]) + [ref.last_hidden_state]
-    assert len(ours.hidden_states) == len(expected)
-    for layer, (o, r) in enumerate(zip(ours.hidden_states, expected)):
-        torch.testing.assert_close(o, r, atol=1e-4, rtol=0, msg=f"layer {layer}")
+    assert_matches_hf(up, hf, atol=1e-4)
     convert.main([str(tmp_path / "hf"), str(tmp_path / "back.pt"), "--to", "speechssl2", "--from", "hf"])
     back, _ = speechssl2.load_pretrained(tmp_path / "back.pt")
     same_outputs(up, back)
