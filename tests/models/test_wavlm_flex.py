@@ -3,8 +3,9 @@
 On CPU FlexAttention runs its eager reference (it materialises the scores; torch 2.11
 raises NotImplementedError for a CPU backward when q, k or v require grad), which uses
 the ``mask_mod`` but not the block sparsity: the BlockMask is checked against
-``create_block_mask`` and, in the slow test, through the compiled CPU kernel. Gradients
-with respect to the layer input need CUDA.
+``create_block_mask``. The compiled CPU kernel is not tested: inductor's CPU code for it
+crashed the test process (segmentation fault) in a full run, and speechssl2 only takes the
+flex path on CUDA. Gradients with respect to the layer input need CUDA.
 """
 from __future__ import annotations
 
@@ -167,12 +168,3 @@ def test_wavlm_encoder_flex_gradients_match_sdpa_cuda(monkeypatch):
     torch.testing.assert_close(flex[0], sdpa[0], **TOL)
     for f, s, e in zip(flex, sdpa, exact):
         assert (f.double() - e).abs().max() <= 2 * (s.double() - e).abs().max() + 1e-7
-
-
-@pytest.mark.slow
-def test_compiled_cpu_flex_kernel_equals_sdpa():
-    """The fused CPU kernel reads the BlockMask's block lists (the eager reference does not). ~1 min to compile."""
-    q, k, v, bias = gated_inputs(LENGTHS)
-    flex = torch.compile(flex_attention)(q, k, v, score_mod=bias.score_mod(), block_mask=padding_block_mask(bias.pad))
-    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.dense())
-    torch.testing.assert_close(flex, ref, **TOL)
