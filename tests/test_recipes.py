@@ -111,3 +111,12 @@ def test_fsdd_recipe_end_to_end_beats_chance(tmp_path, fsdd_dir):
     wer = {row[3]: float(row[8]) for row in rows}  # decoder -> WER %
     assert len(wer) == 2, wer  # greedy, and beam search with the word 3-gram
     assert min(wer.values()) < 80.0, wer  # chance: 90 % (ten equiprobable digits)
+    # HuBERT's second iteration: k-means on a layer of the model just pre-trained, then pre-training on it.
+    res = sh(f"{run} --fsdd_dir {fsdd_dir} --work_dir {tmp_path} --conf {conf} --stage 2 --stop_stage 3 "
+             "--hubert_iter 2", tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    targets = tmp_path / "exp" / "hubert_targets"
+    assert json.loads((targets / "feats_iter2" / "train" / "feats_0_2.json").read_text())["dim"] == 64  # layer, not MFCC
+    assert json.loads((targets / "kmeans_iter2" / "pnmi_train.json").read_text())["metrics"]["pnmi"] > 0.0
+    assert (tmp_path / "data" / "train" / "cuts_hubert_iter2.jsonl.gz").is_file()
+    assert (tmp_path / "exp" / "pretrain_hubert_iter2" / "checkpoint_last.pt").is_file()

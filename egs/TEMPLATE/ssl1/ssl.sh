@@ -6,8 +6,10 @@
 # Stages:
 #   1  tokenizer (conf/tokenizer_<token_type>.yaml: characters, or SentencePiece BPE) on the
 #      labeled training transcripts; re-validate sets against it
-#   2  HuBERT iteration-1 targets on the pre-training set: MFCC -> k-means -> labels on cuts (+PNMI)
-#   3  SSL pre-training (conf/pretrain_<model>.yaml)
+#   2  HuBERT targets on the pre-training set: features -> k-means -> labels on cuts (+PNMI);
+#      --hubert_iter 1: MFCC (conf/targets_iter1.yaml); 2: a layer of the iteration-1 model
+#      exp/pretrain_<model>/checkpoint_last.pt (conf/targets_iter2.yaml)
+#   3  SSL pre-training (conf/pretrain_<model>.yaml) on those targets -> exp/pretrain_<model>[_iter2]
 #   4  CTC fine-tuning of the pre-trained upstream (conf/finetune_ctc.yaml)
 #   5  word n-gram LM with KenLM (skipped with a message when KenLM is not built)
 #   6  decoding of the test sets: CTC greedy, and CTC beam search + n-gram LM
@@ -27,6 +29,7 @@ test_sets=en_test
 labeled_sets="en_train en_dev en_test"
 pretrain_model=hubert       # conf/pretrain_<model>.yaml
 token_type=char             # conf/tokenizer_<token_type>.yaml: char or bpe
+hubert_iter=1               # HuBERT target iteration (1: MFCC; 2: layer features of the iteration-1 model)
 pnmi=false                  # PNMI report of the targets (needs transcripts on pretrain_set)
 decode_checkpoint=checkpoint_best.pt  # best on dev_set; use checkpoint_last.pt when dev_set is a test set
 . utils/parse_options.sh
@@ -36,11 +39,20 @@ exp=$work_dir/exp
 marks=$exp/.stages
 run_stage() { utils/run_stage.sh "$marks" "$@"; }
 lang=$data/lang_$token_type
-pt_exp=$exp/pretrain_$pretrain_model
-ft_exp=$exp/finetune_${pretrain_model}_ctc_$token_type
+pt_name=$pretrain_model     # what the experiment directories and RESULTS.md call the upstream
+[ "$hubert_iter" -gt 1 ] && pt_name=${pretrain_model}_iter$hubert_iter
+pt_exp=$exp/pretrain_$pt_name
+ft_exp=$exp/finetune_${pt_name}_ctc_$token_type
 lm_dir=$exp/lm_word3_$token_type  # its lexicon spells words in the tokenizer's units
-targets="$conf/targets_iter1.yaml"
+targets="$conf/targets_iter$hubert_iter.yaml"
 tgt=(--config "$targets" --set cuts="$data/$pretrain_set/cuts.jsonl.gz" --set exp_dir="$exp/hubert_targets")
+tgt_inputs="$targets $data/$pretrain_set/cuts.jsonl.gz"
+if [ "$hubert_iter" -gt 1 ]; then  # features of the previous iteration's model of the same objective
+  prev=$exp/pretrain_$pretrain_model/checkpoint_last.pt
+  [ "$hubert_iter" -gt 2 ] && prev=$exp/pretrain_${pretrain_model}_iter$((hubert_iter - 1))/checkpoint_last.pt
+  tgt+=(--set features.checkpoint="$prev")
+  tgt_inputs="$tgt_inputs $prev"
+fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   echo "Stage 1: $token_type tokenizer -> $lang; transcripts re-validated against it"
@@ -55,26 +67,25 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  echo "Stage 2: HuBERT iteration-1 targets (MFCC k-means) for $pretrain_set"
+  echo "Stage 2: HuBERT iteration-$hubert_iter targets ($targets) for $pretrain_set"
   for step in dump_features learn_kmeans dump_labels; do
-    run_stage "targets_$step" "$targets $data/$pretrain_set/cuts.jsonl.gz" -- \
-      python -m speechssl2.bin.$step "${tgt[@]}"
+    run_stage "targets${hubert_iter}_$step" "$tgt_inputs" -- python -m speechssl2.bin.$step "${tgt[@]}"
   done
   if [ "$pnmi" = true ]; then
-    run_stage targets_pnmi "$targets $data/$pretrain_set/cuts.jsonl.gz" -- python -m speechssl2.bin.pnmi "${tgt[@]}"
+    run_stage "targets${hubert_iter}_pnmi" "$tgt_inputs" -- python -m speechssl2.bin.pnmi "${tgt[@]}"
   fi
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "Stage 3: $pretrain_model pre-training on $pretrain_set -> $pt_exp"
-  run_stage "pretrain_$pretrain_model" "$conf/pretrain_$pretrain_model.yaml $data/$pretrain_set" -- \
+  run_stage "pretrain_$pt_name" "$conf/pretrain_$pretrain_model.yaml $data/$pretrain_set" -- \
     $train_cmd -- python -m speechssl2.bin.train --config "$conf/pretrain_$pretrain_model.yaml" \
-      --set data.train="$data/$pretrain_set/cuts_hubert_iter1.jsonl.gz" --set exp_dir="$pt_exp"
+      --set data.train="$data/$pretrain_set/cuts_hubert_iter$hubert_iter.jsonl.gz" --set exp_dir="$pt_exp"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "Stage 4: CTC fine-tuning on $train_set -> $ft_exp"
-  run_stage "finetune_${pretrain_model}_$token_type" "$conf/finetune_ctc.yaml $pt_exp/checkpoint_last.pt $lang" -- \
+  run_stage "finetune_${pt_name}_$token_type" "$conf/finetune_ctc.yaml $pt_exp/checkpoint_last.pt $lang" -- \
     $train_cmd -- python -m speechssl2.bin.finetune --config "$conf/finetune_ctc.yaml" \
       --set model.encoder.upstream="$pt_exp/checkpoint_last.pt" --set model.tokenizer="$lang" \
       --set data.train="$data/$train_set/cuts.jsonl.gz" --set data.valid="$data/$dev_set/cuts.jsonl.gz" \
@@ -93,11 +104,11 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
     for dec in greedy beam_lm; do
       [ "$dec" = beam_lm ] && [ ! -f "$lm_dir/lm.bin" ] && { echo "Stage 6: no n-gram LM in $lm_dir: skipping $dec"; continue; }
       echo "Stage 6: decode $test with $dec -> $ft_exp/decode_${dec}_$test"
-      run_stage "decode_${pretrain_model}_${token_type}_${dec}_$test" "$conf/decode_$dec.yaml $ft_exp/$decode_checkpoint" -- \
+      run_stage "decode_${pt_name}_${token_type}_${dec}_$test" "$conf/decode_$dec.yaml $ft_exp/$decode_checkpoint" -- \
         python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" \
           --set checkpoint="$ft_exp/$decode_checkpoint" --set cuts="$data/$test/cuts.jsonl.gz" \
           --set out_dir="$ft_exp/decode_${dec}_$test" --set lm_dir="$lm_dir" \
-          --set meta.upstream="$pretrain_model" --set meta.finetune_set="$train_set" --set meta.test_set="$test" \
+          --set meta.upstream="$pt_name" --set meta.finetune_set="$train_set" --set meta.test_set="$test" \
           --set meta.units="$token_type"
     done
   done
