@@ -42,6 +42,16 @@ def test_config_validates(path):
             check_arguments(factory, {**sizes, **kwargs}, where=f"objectives.{spec['name']}")
 
 
+@pytest.mark.parametrize("path", sorted((REPO / "egs").glob("*/ssl1/conf/targets_iter*.yaml")),
+                         ids=lambda p: str(p.relative_to(REPO / "egs")))
+def test_targets_configs_validate(path):
+    from speechssl2.targets.config import TargetsConfig
+
+    cfg = load_config(TargetsConfig, path)
+    assert cfg.iteration == int(path.stem.removeprefix("targets_iter"))
+    assert (cfg.features.kind == "mfcc") == (cfg.iteration == 1)  # later iterations cluster model layers
+
+
 FSDD_CONF = REPO / "egs" / "fsdd" / "ssl1" / "conf"
 SMOKE_UPDATES = 3
 
