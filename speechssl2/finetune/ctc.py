@@ -26,6 +26,7 @@ from torchaudio.functional import edit_distance
 from speechssl2.decoding.ctc import ctc_greedy, ctc_greedy_ids
 from speechssl2.finetune.encoder import FineTuneEncoder
 from speechssl2.finetune.heads import CTCLoss
+from speechssl2.finetune.portable import self_contained_spec
 from speechssl2.finetune.tokenizer import TokenizerSpec, build_tokenizer, encode_batch
 from speechssl2.interfaces import StepOutput
 from speechssl2.registry import HEADS, MODELS, check_arguments
@@ -60,6 +61,10 @@ class CTCModel(nn.Module):
 
     def set_num_updates(self, num_updates: int) -> None:
         self.encoder.set_num_updates(num_updates)
+
+    def self_contained_spec(self, spec: Mapping[str, Any]) -> Dict[str, Any]:
+        """This model's spec with no file references (what its checkpoints store)."""
+        return self_contained_spec(spec, self.encoder, self.tokenizer)
 
     def log_probs(self, audio: Tensor, audio_lens: Tensor) -> Tuple[Tensor, Tensor]:
         """``(B, S), (B,) -> (B, T, V)`` log-probabilities (float32) and ``(B,)`` frame counts."""

@@ -18,7 +18,7 @@ YAML::
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from speechssl2.decoding.hypothesis import Hypothesis
 from speechssl2.decoding.transducer import TokenLM, beam_search, greedy_search
 from speechssl2.finetune.ctc import build_encoder
 from speechssl2.finetune.heads import CTCLoss, LinearHead, RNNTLoss
+from speechssl2.finetune.portable import self_contained_spec
 from speechssl2.finetune.tokenizer import BLANK, TokenizerSpec, build_tokenizer, encode_batch
 from speechssl2.interfaces import StepOutput
 from speechssl2.registry import MODELS
@@ -112,6 +113,10 @@ class TransducerModel(nn.Module):
 
     def set_num_updates(self, num_updates: int) -> None:
         self.encoder.set_num_updates(num_updates)
+
+    def self_contained_spec(self, spec: Mapping[str, Any]) -> Dict[str, Any]:
+        """This model's spec with no file references (what its checkpoints store)."""
+        return self_contained_spec(spec, self.encoder, self.tokenizer)
 
     def encode(self, audio: Tensor, audio_lens: Tensor) -> Tuple[Tensor, Tensor]:
         """``(B, S), (B,) -> (B, T, D)`` joiner-side encoder output and ``(B,)`` frame counts."""

@@ -59,6 +59,10 @@ class TokenizerBase(ABC):
         """The token spelled after every word (``|`` for characters), None if words have none."""
 
     @abstractmethod
+    def to_spec(self) -> Dict[str, Any]:
+        """A TOKENIZERS spec that rebuilds this tokenizer with no file: what a checkpoint carries."""
+
+    @abstractmethod
     def _save_args(self, out_dir: Path) -> Dict[str, Any]:
         """Write own files into ``out_dir``; return constructor args (paths relative to it)."""
 

@@ -70,5 +70,8 @@ class CharTokenizer(TokenizerBase):
     def chars(self) -> FrozenSet[str]:
         return frozenset(self._symbols[2:])
 
+    def to_spec(self) -> Dict[str, Any]:
+        return {"name": self.registry_key, "letters": "".join(self._symbols[2:])}
+
     def _save_args(self, out_dir: Path) -> Dict[str, Any]:
         return {"letters": "".join(self._symbols[2:])}

@@ -9,6 +9,7 @@ names it, as for the char tokenizer, rather than a silent ``<unk>`` target.
 """
 from __future__ import annotations
 
+import base64
 import io
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Literal, Optional, Sequence
@@ -26,11 +27,16 @@ UNK = 1
 
 @TOKENIZERS.register("sentencepiece")
 class SentencePieceTokenizer(TokenizerBase):
-    """A trained SentencePiece model; ``model_file`` is its ``.model`` file."""
+    """A trained SentencePiece model: its ``.model`` file, or that file's bytes in base64."""
 
     registry_key = "sentencepiece"
 
-    def __init__(self, model_file: str) -> None:
+    def __init__(self, model_file: Optional[str] = None, model_base64: Optional[str] = None) -> None:
+        if (model_file is None) == (model_base64 is None):
+            raise ValueError("sentencepiece tokenizer: give exactly one of model_file and model_base64")
+        if model_base64 is not None:
+            self._init(base64.b64decode(model_base64), where="model_base64")
+            return
         if not Path(model_file).is_file():
             raise FileNotFoundError(f"sentencepiece model {model_file} does not exist")
         self._init(Path(model_file).read_bytes(), where=model_file)
@@ -95,6 +101,9 @@ class SentencePieceTokenizer(TokenizerBase):
 
     def chars(self) -> FrozenSet[str]:
         return self._chars
+
+    def to_spec(self) -> Dict[str, Any]:
+        return {"name": self.registry_key, "model_base64": base64.b64encode(self._proto).decode("ascii")}
 
     def _save_args(self, out_dir: Path) -> Dict[str, Any]:
         (out_dir / MODEL_FILE).write_bytes(self._proto)

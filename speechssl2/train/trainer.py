@@ -351,8 +351,15 @@ class Trainer:
             "epoch": self.epoch,
             "batches_in_epoch": self.batches_in_epoch,
             "best": self.best,
-            "config": to_dict(self.cfg),
+            "config": self._checkpoint_config(),
         }
+
+    def _checkpoint_config(self) -> Dict[str, Any]:
+        """The run's config, with the model spec made self-contained where the model can (fine-tuning)."""
+        config = to_dict(self.cfg)
+        if hasattr(self.raw_model, "self_contained_spec"):
+            config["model"] = self.raw_model.self_contained_spec(config["model"])
+        return config
 
     def _save(self, paths: List[Path]) -> None:
         if not paths:
