@@ -19,7 +19,8 @@ from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import MODELS
 from speechssl2.train.config import DataConfig, TrainConfig, validate
 from speechssl2.train.distributed import DistInfo, cleanup, init_distributed
-from speechssl2.train.trainer import seed_everything, train
+from speechssl2.train.build import seed_everything
+from speechssl2.train.trainer import train
 
 
 def build_loader(data: DataConfig, cuts: str, train_split: bool, info: DistInfo, seed: int) -> Any:

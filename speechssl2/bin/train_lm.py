@@ -29,7 +29,8 @@ from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import MODELS
 from speechssl2.text import normalize_text
 from speechssl2.train.config import OptimConfig, TrainConfig, TrainerConfig, validate
-from speechssl2.train.trainer import seed_everything, train
+from speechssl2.train.build import seed_everything
+from speechssl2.train.trainer import train
 
 log = logging.getLogger(__name__)
 

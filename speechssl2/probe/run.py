@@ -21,7 +21,7 @@ from speechssl2.probe.features import fingerprint, make_store
 from speechssl2.probe.labels import LabelledSet, load_labelled_set
 from speechssl2.probe.loop import Features, ProbeModel, predict_set, train_probe
 from speechssl2.registry import DOWNSTREAMS
-from speechssl2.train.trainer import seed_everything
+from speechssl2.train.build import seed_everything
 
 log = logging.getLogger("speechssl2.probe")
 TaskData = Dict[str, Tuple[LabelledSet, LabelledSet]]  # task -> (train, test)

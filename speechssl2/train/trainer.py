@@ -21,14 +21,12 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import random
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager, Dict, Iterable, List, Optional, Tuple
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
@@ -38,7 +36,8 @@ from speechssl2.interfaces import StepOutput
 from speechssl2.logging_utils import TensorBoard, progress
 from speechssl2.registry import SCHEDULERS
 from speechssl2.train import checkpoint as ckpt
-from speechssl2.train.config import OptimConfig, TrainConfig, validate
+from speechssl2.train.build import build_optimizer, grad_accum_steps, seed_everything
+from speechssl2.train.config import TrainConfig, validate
 from speechssl2.train.distributed import (
     DistInfo,
     all_gather_object,
@@ -64,24 +63,6 @@ class TrainResult:
     epoch: int
     best: Optional[float]
     last_valid: Dict[str, float]
-
-
-def grad_accum_steps(target_batch_seconds: Optional[float], max_duration: float, world_size: int) -> int:
-    """Micro-batches per update so that one update sees about ``target_batch_seconds`` of audio."""
-    if target_batch_seconds is None:
-        return 1
-    return max(1, math.ceil(target_batch_seconds / (max_duration * world_size)))
-
-
-def build_optimizer(params: Iterable[nn.Parameter], cfg: OptimConfig) -> torch.optim.Optimizer:
-    cls = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}[cfg.name]
-    return cls(params, lr=cfg.lr, betas=tuple(cfg.betas), eps=cfg.eps, weight_decay=cfg.weight_decay)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def to_device(batch: Dict[str, Any], device: torch.device) -> Dict[str, Any]:

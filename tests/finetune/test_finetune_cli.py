@@ -8,7 +8,7 @@ from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, Supervis
 from finetune_helpers import CHARS, DIGITS
 from speechssl2.bin import finetune
 from speechssl2.registry import MODELS
-from speechssl2.train.trainer import seed_everything
+from speechssl2.train.build import seed_everything
 
 NAMES = ["0_jackson_5", "1_nicolas_6", "2_theo_7", "3_george_8"]
 

@@ -6,7 +6,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from speechssl2.config import ConfigError
 from speechssl2.train import checkpoint as ckpt
-from speechssl2.train.trainer import TrainingDiverged, grad_accum_steps, train
+from speechssl2.train.build import grad_accum_steps
+from speechssl2.train.trainer import TrainingDiverged, train
 from train_toys import Killed, KilledAt, ToyLoader, ToyRegressor, ToySampler, collate, make_data, toy_config
 
 DATA = make_data()
