@@ -30,20 +30,21 @@ def test_finetune_cli_trains_head_first_then_transformer(fsdd_dir, tmp_path):
         f"data.train={cuts}", "data.features=wave", "data.max_duration=3.0", "data.num_workers=0",
         "model.tokenizer.name=char", f"model.tokenizer.letters={CHARS['letters']}",
         "model.encoder.upstream.name=wav2vec2_tiny", "model.encoder.freeze_updates=2",
-        "trainer.max_updates=2", "trainer.log_every=1", "trainer.save_every=100", f"exp_dir={exp}",
-        "optim.lr=1e-3", "optim.weight_decay=0.0",
+        "trainer.max_updates=4", "trainer.log_every=1", "trainer.save_every=2", "trainer.keep_last=2",
+        f"exp_dir={exp}", "optim.lr=1e-3", "optim.weight_decay=0.0",
     ]
     finetune.main([arg for s in sets for arg in ("--set", s)])
-    state = torch.load(exp / "checkpoint_last.pt", map_location="cpu", weights_only=False)
+    state = torch.load(exp / "checkpoint_4.pt", map_location="cpu", weights_only=False)
     assert state["config"]["model"]["name"] == "ctc"  # the entry point's default
-    assert state["num_updates"] == 2
     seed_everything(1)  # the trainer's default seed, before it builds the model
     initial = MODELS.build(state["config"]["model"]).state_dict()
-    trained = state["model"]
-    for key in initial:
-        frozen = key.startswith("encoder.upstream.")  # first 2 updates: all of the upstream
-        same = torch.equal(initial[key], trained[key])
-        assert same == frozen, key
+    after = {n: torch.load(exp / f"checkpoint_{n}.pt", map_location="cpu", weights_only=False)["model"] for n in (2, 4)}
+    changed = {n: {key for key in initial if not torch.equal(initial[key], weights[key])} for n, weights in after.items()}
+    upstream = {key for key in initial if key.startswith("encoder.upstream.")}
+    frontend = {key for key in upstream if key.startswith("encoder.upstream.frontend.")}
+    assert changed[2] == set(initial) - upstream  # first 2 updates: only the head (and layer weights) learn
+    assert frontend and not changed[4] & frontend  # the conv feature encoder never moves
+    assert upstream - frontend - changed[4] <= {k for k in upstream if k.endswith("mask_emb")}  # the rest trains
 
 
 def test_finetune_cli_refuses_a_pretraining_model(tmp_path):
