@@ -19,6 +19,8 @@ COLUMNS = [  # (header, result.json key)
     ("S", "substitutions"), ("D", "deletions"), ("I", "insertions"), ("RTF", "rtf"),
 ]
 REQUIRED = ("num_utts", "wer", "cer", "substitutions", "deletions", "insertions")
+# What describes an experiment (upstream .. seed): the sort key; the plot labels leave out the seed.
+DESCRIPTION = [key for _, key in COLUMNS[: [k for _, k in COLUMNS].index("num_utts")]]
 
 
 def collect_results(exp_dir: str | os.PathLike) -> List[Dict[str, Any]]:
@@ -34,7 +36,7 @@ def collect_results(exp_dir: str | os.PathLike) -> List[Dict[str, Any]]:
             raise ValueError(f"{path}: missing field(s) {', '.join(absent)}; was it written by speechssl2.bin.score?")
         row["path"] = str(path.parent.relative_to(exp_dir))
         rows.append(row)
-    rows.sort(key=lambda r: tuple(str(r.get(k, "")) for _, k in COLUMNS[:7]) + (r["path"],))
+    rows.sort(key=lambda r: tuple(str(r.get(k, "")) for k in DESCRIPTION) + (r["path"],))
     return rows
 
 
@@ -70,7 +72,7 @@ def plot_results(rows: List[Dict[str, Any]], path: str | os.PathLike) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    labels = [" / ".join(str(r.get(k, "-")) for _, k in COLUMNS[:6]) for r in rows]
+    labels = [" / ".join(str(r.get(k, "-")) for k in DESCRIPTION if k != "seed") for r in rows]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(rows) + 1.2))
     ax.barh(range(len(rows)), [r["wer"] for r in rows], color="tab:blue")
     ax.set_yticks(range(len(rows)), labels, fontsize=7)
