@@ -19,7 +19,8 @@ jobs, wall time mostly measures the other jobs, and several threads mostly measu
 synchronisation waits. ``--clock wall --threads N`` measures the usual way.
 
 ``--impls ...,speechssl2-plain`` adds our model with its fast paths (masked group norm,
-WavLM position mask) swapped back for the plain formulas: before/after in one run.
+WavLM position mask, CPU runs one utterance at a time) swapped back for the plain
+formulas and the padded batch: before/after in one run.
 ``speechssl2-sdpa`` is our model with WavLM's gated bias always made dense for SDPA; on
 CUDA ``speechssl2`` applies it inside FlexAttention instead, but only without active
 attention dropout (``--attention-dropout 0``, all implementations alike; default 0.1).
@@ -30,9 +31,10 @@ during one step, at operator granularity, parameter gradients included (they are
 to None before the step); RSS-based numbers would mix in the allocator's caching.
 
 FLOPs: counted once per model with ``torch.utils.flop_counter.FlopCounterMode`` on the
-speechssl2-sdpa step (matmuls and convs, forward + backward; the counter does not see inside
-FlexAttention, which does the same matmuls); "TFLOP/s" divides that same count by each
-implementation's step time, and on CUDA MFU is that over the device's dense peak for
+speechssl2-sdpa step of each utterance alone (matmuls and convs, forward + backward, valid
+samples only: the useful work, whatever an implementation spends on padding; the counter
+does not see inside FlexAttention, which does the same matmuls); "TFLOP/s" divides that
+same count by each implementation's step time, and on CUDA MFU is that over the device's dense peak for
 ``--precision``: bf16 autocast (bf16 tensor-core peak), tf32 (float32 with TF32 matmuls
 and convolutions: TF32 peak) or fp32 (IEEE float32 everywhere: the non-tensor-core peak).
 
@@ -166,9 +168,13 @@ def swapped(group_norm: Callable[..., Tensor], position_mask: Callable[..., obje
         conv_frontend.masked_group_norm, transformer.gated_position_mask = saved
 
 
+@contextlib.contextmanager
 def plain_formulas():
-    """Swap speechssl2's fast paths for the plain formulas (impl ``speechssl2-plain``)."""
-    return swapped(plain_group_norm, plain_position_mask)
+    """Swap speechssl2's fast paths for the plain formulas and run the padded batch (impl ``speechssl2-plain``)."""
+    from speechssl2.models.unpadded import keep_padding
+
+    with swapped(plain_group_norm, plain_position_mask), keep_padding():
+        yield
 
 
 def sdpa_position_mask():
@@ -250,6 +256,12 @@ def count_flops(step: Callable[[], None]) -> float:
     return float(counter.get_total_flops())
 
 
+def valid_flops(model: nn.Module, wav: Tensor, lengths: Tensor, amp: bool) -> float:
+    """FLOPs of one step on the valid samples only: each utterance counted alone, so padding adds nothing."""
+    return sum(count_flops(step_fn("speechssl2-sdpa", model, wav[i : i + 1, :n], lengths[i : i + 1], amp))
+               for i, n in enumerate(lengths.tolist()))
+
+
 def device_peak_tflops(device: torch.device, precision: str = "bf16") -> Optional[float]:
     """Dense peak TFLOP/s of a CUDA device at ``precision`` (bf16, tf32, fp32); None if unknown or not CUDA."""
     if device.type != "cuda":
@@ -278,8 +290,7 @@ def bench_model(kind: str, args: argparse.Namespace, device: torch.device) -> Li
             model = torch.compile(model)
         steps[impl] = step_fn(impl, model, wav, lengths, amp, wavlm=kind == "wavlm")
     ours = next((impl for impl in args.impls if impl.startswith("speechssl2")), None)
-    flops = count_flops(step_fn("speechssl2-sdpa", models[ours], wav, lengths, amp)) \
-        if ours and not args.compile else float("nan")
+    flops = valid_flops(models[ours], wav, lengths, amp) if ours and not args.compile else float("nan")
     for step in steps.values():  # warm-up (and compilation)
         step()
     clock = time.process_time if args.clock == "cpu" else time.perf_counter

@@ -33,25 +33,29 @@ class ScoreBias(Protocol):
         """FlexAttention ``score_mod(score, b, h, q, kv)`` adding the bias (padding not included)."""
 
 
-def attention_mask(pad: Tensor, bias: Optional[Tensor]) -> Tensor:
-    """SDPA ``attn_mask`` from a (B, T) padding mask (True = pad) and an optional additive bias.
+def attention_mask(pad: Optional[Tensor], bias: Optional[Tensor]) -> Optional[Tensor]:
+    """SDPA ``attn_mask`` from a (B, T) padding mask (True = pad; None: no padding) and an optional additive bias.
 
     bias: (B, H, T, T) float, owned by the caller (filled in place) -> float mask;
-    no bias -> (B, 1, 1, T) bool, True = may attend.
+    no bias -> (B, 1, 1, T) bool, True = may attend; no padding -> the bias as it is (or None).
     """
+    if pad is None:
+        return bias
     if bias is None:
         return ~pad[:, None, None, :]
     return bias.masked_fill_(pad[:, None, None, :], float("-inf"))
 
 
-def padding_block_mask(pad: Tensor, block: int = FLEX_BLOCK) -> BlockMask:
+def padding_block_mask(pad: Optional[Tensor], block: int = FLEX_BLOCK) -> Optional[BlockMask]:
     """FlexAttention key-padding ``BlockMask`` from a (B, T) prefix padding mask (True = pad).
 
     Made from the lengths in O(B (T / block)^2), never from a (T, T) grid: per utterance the
     key blocks below ``length // block`` are full, the one the length falls inside (if any)
     is partial (``mask_mod``: key < length), the rest are skipped; the same for every query
-    block and head (shape (B, 1, T, T)).
+    block and head (shape (B, 1, T, T)). No padding (None) -> None, no mask.
     """
+    if pad is None:
+        return None
     b, t = pad.shape
     lengths = (~pad).sum(-1, dtype=torch.int32)  # (B,)
     n = -(-t // block)
@@ -101,12 +105,12 @@ class SelfAttention(nn.Module):
         b, h, t, d = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, t, h * d))
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Tensor) -> Tensor:
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
         """Heads (B, H, T, d) through SDPA with ``attn_mask=mask`` -> (B, T, D)."""
         p = self.dropout if self.training else 0.0
         return self.merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p))
 
-    def attend_flex(self, q: Tensor, k: Tensor, v: Tensor, bias: ScoreBias, pad: Tensor) -> Tensor:
+    def attend_flex(self, q: Tensor, k: Tensor, v: Tensor, bias: ScoreBias, pad: Optional[Tensor]) -> Tensor:
         """Heads (B, H, T, d) through FlexAttention with ``bias`` and key padding -> (B, T, D).
 
         Compiled on CUDA; elsewhere FlexAttention's eager reference (it materialises the
@@ -115,11 +119,11 @@ class SelfAttention(nn.Module):
         flex = compiled_flex_attention() if q.is_cuda else flex_attention
         return self.merge_heads(flex(q, k, v, score_mod=bias.score_mod(), block_mask=padding_block_mask(pad)))
 
-    def forward(self, x: Tensor, pad: Tensor, mask: Union[None, Tensor, ScoreBias] = None) -> Tensor:
-        """x (B, T, D), pad (B, T) True = padding -> (B, T, D).
+    def forward(self, x: Tensor, pad: Optional[Tensor], mask: Union[None, Tensor, ScoreBias] = None) -> Tensor:
+        """x (B, T, D), pad (B, T) True = padding (None: no padding) -> (B, T, D).
 
         mask: None; a (B, H, T, T) additive float mask that already holds -inf at the padded
-        keys, used as it is; or a factored ``ScoreBias`` (``speechssl2.models.wavlm.gated_position_mask``
+        keys (if any), used as it is; or a factored ``ScoreBias`` (``speechssl2.models.wavlm.gated_position_mask``
         on CUDA), applied by FlexAttention unless attention dropout is active or head_dim < 16.
         """
         q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))

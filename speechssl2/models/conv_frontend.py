@@ -5,6 +5,8 @@ Each block is conv -> norm -> activation. Norm modes, as in the released models:
 ``layer_norm`` (LayerNorm over channels in every block, LARGE models) and
 ``utterance_norm`` (GroupNorm with one group in every block, wav2vec 2019).
 Group statistics are taken over valid samples only, so padding never changes a frame.
+On CPU a padded batch is convolved one utterance at a time at its own length
+(``speechssl2.models.unpadded``): no work on padding.
 
 Conv weights: ``kaiming_normal_`` (He, fan_in) in the ``group_norm`` and ``layer_norm``
 modes, as in fairseq's wav2vec 2.0 ``ConvFeatureExtractionModel`` (HuBERT and WavLM reuse
@@ -17,12 +19,13 @@ content and wav2vec 2.0's contrastive loss sat at ln(K + 1) on real audio.
 """
 from __future__ import annotations
 
-from typing import List, Literal, Tuple
+from typing import List, Literal, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from speechssl2.models.functional import conv_output_lengths, masked_group_norm, padding_mask, receptive_field
+from speechssl2.models.unpadded import pad_stack, split_by_utterance
 from speechssl2.registry import FRONTENDS
 
 NormMode = Literal["group_norm", "layer_norm", "utterance_norm"]
@@ -43,7 +46,8 @@ class ConvBlock(nn.Module):
             c_out if norm == "group" else 1, c_out))
         self.act = ACTIVATIONS[activation]()
 
-    def forward(self, x: Tensor, valid: Tensor) -> Tensor:
+    def forward(self, x: Tensor, valid: Optional[Tensor]) -> Tensor:
+        """x (B, C_in, S), valid (B, T_out) bool or None (no padding) -> (B, C_out, T_out)."""
         x = self.conv(x)  # (B, C, T)
         if isinstance(self.norm, nn.LayerNorm):
             x = self.norm(x.transpose(1, 2)).transpose(1, 2)
@@ -86,11 +90,20 @@ class ConvFrontend(nn.Module):
         return conv_output_lengths(sample_lengths, self.kernels, self.strides)
 
     def forward(self, wav: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
-        """wav (B, S), lengths (B,) -> features (B, T, C), frame lengths (B,)."""
+        """wav (B, S), lengths (B,) -> features (B, T, C), frame lengths (B,); padded frames are 0 on CPU."""
+        if not split_by_utterance(wav, lengths):
+            return self.convolve(wav, lengths)
+        frames = self.frame_lengths(lengths)
+        total = int(self.frame_lengths(torch.tensor([wav.shape[1]]))[0])
+        rows = [self.convolve(wav[i : i + 1, :n], None)[0] for i, n in enumerate(lengths.tolist())]
+        return pad_stack(rows, total), frames
+
+    def convolve(self, wav: Tensor, lengths: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
+        """The padded batch as it is: wav (B, S), lengths (B,) or None (no padding) -> (B, T, C), (B,)."""
         x = wav[:, None, :]  # (B, 1, S)
-        cur = lengths
+        cur = lengths if lengths is not None else torch.full((wav.shape[0],), wav.shape[1], device=wav.device)
         for block, k, s in zip(self.blocks, self.kernels, self.strides):
             cur = conv_output_lengths(cur, [k], [s])
             t_out = (x.shape[-1] - k) // s + 1
-            x = block(x, ~padding_mask(cur, t_out))
+            x = block(x, None if lengths is None else ~padding_mask(cur, t_out))
         return x.transpose(1, 2), cur

@@ -40,12 +40,13 @@ def padding_mask(lengths: Tensor, max_len: int) -> Tensor:
     return steps[None, :] >= lengths[:, None]
 
 
-def masked_group_norm(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+def masked_group_norm(x: Tensor, valid: Optional[Tensor], groups: int, weight: Tensor, bias: Tensor,
+                      eps: float) -> Tensor:
     """GroupNorm over (channels in group, valid time steps) only.
 
     Padding must not change the statistics, otherwise an utterance would be encoded
     differently alone and inside a padded batch. Equals ``F.group_norm`` without padding.
-    x: (B, C, T); valid: (B, T) bool, True = real sample (a prefix of each row).
+    x: (B, C, T); valid: (B, T) bool, True = real sample (a prefix of each row), or None: no padding.
 
     Fast paths: a batch without padding is ``F.group_norm`` itself (one fused kernel);
     otherwise :class:`_MaskedGroupNorm` takes the statistics with one ``var_mean`` per
@@ -55,6 +56,8 @@ def masked_group_norm(x: Tensor, valid: Tensor, groups: int, weight: Tensor, bia
     """
     b, c, t = x.shape
     acc = torch.promote_types(x.dtype, torch.float32)  # statistics in float32 at least
+    if valid is None:
+        return F.group_norm(x.to(acc), groups, weight.to(acc), bias.to(acc), eps).to(x.dtype)
     if torch.compiler.is_compiling():  # no data-dependent branch or loop: the compiler fuses the masked sums
         return _masked_group_norm_sums(x, valid, groups, weight, bias, eps, acc)
     if bool(valid.all()):

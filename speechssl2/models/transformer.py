@@ -4,10 +4,12 @@
 positional conv, and after each residual); ``True`` is the pre-LN LARGE layout (a
 final LayerNorm after the stack). ``num_buckets > 0`` adds WavLM's gated relative
 position bias, so WavLM is a parameter of this encoder rather than a subclass.
+On CPU a padded batch runs one utterance at a time at its own length
+(``speechssl2.models.unpadded``): no work on padding, no padding mask.
 """
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -17,6 +19,7 @@ from torch.nn.utils.parametrizations import weight_norm
 from speechssl2.interfaces import EncoderOutput
 from speechssl2.models.attention import SelfAttention
 from speechssl2.models.functional import padding_mask
+from speechssl2.models.unpadded import pad_stack, split_by_utterance
 from speechssl2.models.wavlm import PositionGate, RelativePositionBias, gated_position_mask
 from speechssl2.registry import ENCODERS
 
@@ -66,8 +69,8 @@ class TransformerLayer(nn.Module):
         self.layer_norm_first = layer_norm_first
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, pad: Tensor, rel_bias: Optional[Tensor] = None) -> Tensor:
-        """x (B, T, D), pad (B, T), rel_bias (H, T, T) shared WavLM bias or None -> (B, T, D)."""
+    def forward(self, x: Tensor, pad: Optional[Tensor], rel_bias: Optional[Tensor] = None) -> Tensor:
+        """x (B, T, D), pad (B, T) or None (no padding), rel_bias (H, T, T) shared WavLM bias or None -> (B, T, D)."""
         h = self.attn_norm(x) if self.layer_norm_first else x
         mask = None
         if self.gate is not None:
@@ -116,19 +119,30 @@ class TransformerEncoder(nn.Module):
         )
 
     def forward(self, x: Tensor, lengths: Tensor) -> EncoderOutput:
-        pad = padding_mask(lengths, x.shape[1])  # (B, T)
-        x = x.masked_fill(pad[..., None], 0.0)
+        """x (B, T, D), lengths (B,) -> EncoderOutput; padded frames of the hidden states are 0 on CPU."""
+        keep = [not (self.training and self.layerdrop > 0 and bool(torch.rand(()) < self.layerdrop))
+                for _ in self.layers]  # one LayerDrop draw per layer and batch
+        if split_by_utterance(x, lengths):
+            runs = [self.encode(x[i : i + 1, :n], None, keep) for i, n in enumerate(lengths.tolist())]
+            hidden = [pad_stack(states, x.shape[1]) for states in zip(*runs)]
+        else:
+            hidden = self.encode(x, padding_mask(lengths, x.shape[1]), keep)
+        return EncoderOutput(x=hidden[-1], lengths=lengths, hidden_states=hidden)
+
+    def encode(self, x: Tensor, pad: Optional[Tensor], keep: Sequence[bool]) -> List[Tensor]:
+        """The padded batch as it is: x (B, T, D), pad (B, T) or None -> hidden states, L + 1 x (B, T, D)."""
+        if pad is not None:
+            x = x.masked_fill(pad[..., None], 0.0)
         x = x + self.pos_conv(x)
         if not self.layer_norm_first:
             x = self.norm(x)
         x = self.drop(x)
         rel_bias = self.rel_bias(x.shape[1]) if self.rel_bias is not None else None  # (H, T, T)
         hidden: List[Tensor] = [x]
-        for layer in self.layers:
-            if not (self.training and self.layerdrop > 0 and torch.rand(()) < self.layerdrop):
+        for layer, kept in zip(self.layers, keep):
+            if kept:
                 x = layer(x, pad, rel_bias)
             hidden.append(x)  # a dropped layer repeats its input, so indices keep their meaning
         if self.layer_norm_first:
-            x = self.norm(x)
-            hidden[-1] = x
-        return EncoderOutput(x=x, lengths=lengths, hidden_states=hidden)
+            hidden[-1] = self.norm(x)
+        return hidden

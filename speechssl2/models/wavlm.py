@@ -54,14 +54,14 @@ class PositionGate(nn.Module):
 
 
 class GatedPositionBias(NamedTuple):
-    """A WavLM layer's position bias kept factored: gate (B, H, T, 1), shared bias (H, T, T), pad (B, T).
+    """A WavLM layer's position bias kept factored: gate (B, H, T, 1), shared bias (H, T, T), pad (B, T) or None.
 
     A ``speechssl2.models.attention.ScoreBias``: ``dense()`` for SDPA, ``score_mod()`` for FlexAttention.
     """
 
     gate: Tensor
     bias: Tensor
-    pad: Tensor
+    pad: Optional[Tensor]
 
     def dense(self) -> Tensor:
         """The SDPA ``attn_mask``, made in one fused pass: gate * bias, -inf at padded keys.
@@ -69,8 +69,11 @@ class GatedPositionBias(NamedTuple):
         -> (B, H, T, T) in the gate's dtype. ``addcmul`` of the (B, 1, 1, T) key-padding row
         with the broadcast product is the only (B, H, T, T) tensor made; the plain
         ``gate * bias`` then ``masked_fill_`` took two passes. Bit-identical to that in float32.
+        Without padding (None) it is the product alone.
         """
         gate, pad = self.gate, self.pad
+        if pad is None:
+            return gate * self.bias.to(gate.dtype)
         keys = torch.zeros(pad.shape, dtype=gate.dtype, device=gate.device).masked_fill_(pad, float("-inf"))
         return torch.addcmul(keys[:, None, None, :], gate, self.bias.to(gate.dtype))
 
@@ -84,9 +87,9 @@ class GatedPositionBias(NamedTuple):
         return add_gated_bias
 
 
-def gated_position_mask(gate: Tensor, bias: Tensor, pad: Tensor,
+def gated_position_mask(gate: Tensor, bias: Tensor, pad: Optional[Tensor],
                         flex: Optional[bool] = None) -> Union[Tensor, GatedPositionBias]:
-    """What a WavLM layer hands its attention as ``mask``: gate (B, H, T, 1), bias (H, T, T), pad (B, T).
+    """What a WavLM layer hands its attention as ``mask``: gate (B, H, T, 1), bias (H, T, T), pad (B, T) or None.
 
     flex: True -> the factored ``GatedPositionBias`` (FlexAttention, or SDPA with its dense
     mask when attention dropout is active); False -> the dense (B, H, T, T) SDPA mask;

@@ -22,6 +22,7 @@ from speechssl2.models import attention, transformer
 from speechssl2.models.attention import SelfAttention, padding_block_mask
 from speechssl2.models.functional import padding_mask
 from speechssl2.models.transformer import TransformerEncoder
+from speechssl2.models.unpadded import keep_padding
 from speechssl2.models.wavlm import GatedPositionBias, PositionGate, gated_position_mask
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -120,10 +121,11 @@ def tiny_wavlm(attention_dropout: float = 0.0, seed: int = 0) -> TransformerEnco
 
 
 def test_wavlm_encoder_flex_equals_sdpa(monkeypatch, count_flex):
+    """The padded batch (as on CUDA; on CPU it would otherwise run one utterance at a time)."""
     model = tiny_wavlm().eval()
     torch.manual_seed(1)
     x, lengths = torch.randn(len(LENGTHS), max(LENGTHS), 64), torch.tensor(LENGTHS)
-    with torch.no_grad():
+    with torch.no_grad(), keep_padding():
         ref = model(x, lengths)
         assert not count_flex  # CPU default: SDPA
         monkeypatch.setattr(transformer, "gated_position_mask", functools.partial(gated_position_mask, flex=True))
