@@ -171,9 +171,9 @@ def swapped(group_norm: Callable[..., Tensor], position_mask: Callable[..., obje
 @contextlib.contextmanager
 def plain_formulas():
     """Swap speechssl2's fast paths for the plain formulas and run the padded batch (impl ``speechssl2-plain``)."""
-    from speechssl2.models.unpadded import keep_padding
+    from speechssl2.models.unpadded import padding_mode
 
-    with swapped(plain_group_norm, plain_position_mask), keep_padding():
+    with swapped(plain_group_norm, plain_position_mask), padding_mode("padded"):
         yield
 
 

@@ -79,8 +79,7 @@ def test_plain_and_sdpa_impls_really_swap_the_formulas(encoder, monkeypatch):
     out = {}
     with torch.no_grad():
         for impl, expected in [("speechssl2", []), ("speechssl2-plain", ["plain_group_norm"] + ["plain_position_mask"]
-                                                     * layers),
-                                 ("speechssl2-sdpa", ["dense_mask"] * layers * len(lengths))]:  # CPU: per utterance
+                                                     * layers), ("speechssl2-sdpa", ["dense_mask"] * layers)]:
             calls.clear()
             out[impl] = encoder.forward_fn(impl, models[impl].eval(), wav, lengths, wavlm=True)()
             assert calls == expected, impl
@@ -88,7 +87,7 @@ def test_plain_and_sdpa_impls_really_swap_the_formulas(encoder, monkeypatch):
     assert transformer.gated_position_mask is position_mask
     frames = models["speechssl2"].frame_lengths(lengths)
     valid = (torch.arange(out["speechssl2"].shape[1])[None] < frames[:, None])[..., None]
-    for impl in ("speechssl2-plain", "speechssl2-sdpa"):  # plain runs the padded batch: compare the valid frames
+    for impl in ("speechssl2-plain", "speechssl2-sdpa"):  # padded frames may be 0 or not: compare the valid ones
         torch.testing.assert_close(out[impl] * valid, out["speechssl2"] * valid, rtol=1e-5, atol=1e-5)
 
 

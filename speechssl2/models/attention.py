@@ -12,7 +12,7 @@ dense and goes through SDPA.
 from __future__ import annotations
 
 import functools
-from typing import Callable, Optional, Protocol, Union
+from typing import Callable, Optional, Protocol, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +31,9 @@ class ScoreBias(Protocol):
 
     def score_mod(self) -> Callable[[Tensor, Tensor, Tensor, Tensor, Tensor], Tensor]:
         """FlexAttention ``score_mod(score, b, h, q, kv)`` adding the bias (padding not included)."""
+
+
+Mask = Union[None, Tensor, ScoreBias]
 
 
 def attention_mask(pad: Optional[Tensor], bias: Optional[Tensor]) -> Optional[Tensor]:
@@ -105,32 +108,48 @@ class SelfAttention(nn.Module):
         b, h, t, d = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, t, h * d))
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
-        """Heads (B, H, T, d) through SDPA with ``attn_mask=mask`` -> (B, T, D)."""
+    def sdpa(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """Heads (B, H, T, d) through SDPA with ``attn_mask=mask`` -> heads (B, H, T, d)."""
         p = self.dropout if self.training else 0.0
-        return self.merge_heads(F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p))
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
 
-    def attend_flex(self, q: Tensor, k: Tensor, v: Tensor, bias: ScoreBias, pad: Optional[Tensor]) -> Tensor:
-        """Heads (B, H, T, d) through FlexAttention with ``bias`` and key padding -> (B, T, D).
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """Heads (B, H, T, d) through SDPA with ``attn_mask=mask`` -> (B, T, D) after the output projection."""
+        return self.merge_heads(self.sdpa(q, k, v, mask))
+
+    def flex(self, q: Tensor, k: Tensor, v: Tensor, bias: ScoreBias, pad: Optional[Tensor]) -> Tensor:
+        """Heads (B, H, T, d) through FlexAttention with ``bias`` and key padding -> heads (B, H, T, d).
 
         Compiled on CUDA; elsewhere FlexAttention's eager reference (it materialises the
         scores, and torch 2.11 has no CPU backward): what the tests compare against SDPA.
         """
         flex = compiled_flex_attention() if q.is_cuda else flex_attention
-        return self.merge_heads(flex(q, k, v, score_mod=bias.score_mod(), block_mask=padding_block_mask(pad)))
+        return flex(q, k, v, score_mod=bias.score_mod(), block_mask=padding_block_mask(pad))
 
-    def forward(self, x: Tensor, pad: Optional[Tensor], mask: Union[None, Tensor, ScoreBias] = None) -> Tensor:
+    def heads(self, q: Tensor, k: Tensor, v: Tensor, pad: Optional[Tensor],
+              mask: Mask) -> Tensor:
+        """Heads (B, H, T, d) -> attended heads (B, H, T, d), through SDPA or FlexAttention (``forward``)."""
+        if mask is None:
+            return self.sdpa(q, k, v, attention_mask(pad, None))
+        if isinstance(mask, Tensor):
+            return self.sdpa(q, k, v, mask)
+        if (self.training and self.dropout > 0) or self.head_dim < FLEX_MIN_HEAD_DIM:
+            return self.sdpa(q, k, v, mask.dense())
+        return self.flex(q, k, v, mask, pad)
+
+    def forward(self, x: Tensor, pad: Optional[Tensor], mask: Union[Mask, Sequence[Mask]] = None,
+                segments: Optional[Sequence[int]] = None) -> Tensor:
         """x (B, T, D), pad (B, T) True = padding (None: no padding) -> (B, T, D).
 
         mask: None; a (B, H, T, T) additive float mask that already holds -inf at the padded
         keys (if any), used as it is; or a factored ``ScoreBias`` (``speechssl2.models.wavlm.gated_position_mask``
         on CUDA), applied by FlexAttention unless attention dropout is active or head_dim < 16.
+        segments: utterances packed end to end in one row, x (1, N, D), N = sum(segments):
+        each attends to itself only, with its own entry of ``mask`` (a sequence, or None).
         """
         q, k, v = (self.split_heads(proj(x)) for proj in (self.q_proj, self.k_proj, self.v_proj))
-        if mask is None:
-            return self.attend(q, k, v, attention_mask(pad, None))
-        if isinstance(mask, Tensor):
-            return self.attend(q, k, v, mask)
-        if (self.training and self.dropout > 0) or self.head_dim < FLEX_MIN_HEAD_DIM:
-            return self.attend(q, k, v, mask.dense())
-        return self.attend_flex(q, k, v, mask, pad)
+        if segments is None:
+            return self.merge_heads(self.heads(q, k, v, pad, mask))
+        masks = [None] * len(segments) if mask is None else mask
+        parts = zip(*(t.split(list(segments), dim=2) for t in (q, k, v)), masks)
+        return self.merge_heads(torch.cat([self.heads(*qkv, None, m) for *qkv, m in parts], dim=2))

@@ -5,8 +5,8 @@ Each block is conv -> norm -> activation. Norm modes, as in the released models:
 ``layer_norm`` (LayerNorm over channels in every block, LARGE models) and
 ``utterance_norm`` (GroupNorm with one group in every block, wav2vec 2019).
 Group statistics are taken over valid samples only, so padding never changes a frame.
-On CPU a padded batch is convolved one utterance at a time at its own length
-(``speechssl2.models.unpadded``): no work on padding.
+On CPU a padded batch is convolved one utterance at a time at its own length when the
+padding it saves outweighs the extra calls (``speechssl2.models.unpadded``).
 
 Conv weights: ``kaiming_normal_`` (He, fan_in) in the ``group_norm`` and ``layer_norm``
 modes, as in fairseq's wav2vec 2.0 ``ConvFeatureExtractionModel`` (HuBERT and WavLM reuse
@@ -91,10 +91,10 @@ class ConvFrontend(nn.Module):
 
     def forward(self, wav: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
         """wav (B, S), lengths (B,) -> features (B, T, C), frame lengths (B,); padded frames are 0 on CPU."""
-        if not split_by_utterance(wav, lengths):
-            return self.convolve(wav, lengths)
         frames = self.frame_lengths(lengths)
         total = int(self.frame_lengths(torch.tensor([wav.shape[1]]))[0])
+        if not split_by_utterance(wav, frames, total, self.output_dim):
+            return self.convolve(wav, lengths)
         rows = [self.convolve(wav[i : i + 1, :n], None)[0] for i, n in enumerate(lengths.tolist())]
         return pad_stack(rows, total), frames
 

@@ -4,8 +4,9 @@
 positional conv, and after each residual); ``True`` is the pre-LN LARGE layout (a
 final LayerNorm after the stack). ``num_buckets > 0`` adds WavLM's gated relative
 position bias, so WavLM is a parameter of this encoder rather than a subclass.
-On CPU a padded batch runs one utterance at a time at its own length
-(``speechssl2.models.unpadded``): no work on padding, no padding mask.
+On CPU a padded batch runs packed when the padding it saves outweighs the extra calls:
+its utterances end to end in one row, each attending to itself, no padding mask
+(``speechssl2.models.unpadded``).
 """
 from __future__ import annotations
 
@@ -14,12 +15,13 @@ from typing import List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
 
 from speechssl2.interfaces import EncoderOutput
 from speechssl2.models.attention import SelfAttention
 from speechssl2.models.functional import padding_mask
-from speechssl2.models.unpadded import pad_stack, split_by_utterance
+from speechssl2.models.unpadded import pack, split_by_utterance, unpack
 from speechssl2.models.wavlm import PositionGate, RelativePositionBias, gated_position_mask
 from speechssl2.registry import ENCODERS
 
@@ -34,8 +36,13 @@ class ConvPositionalEmbedding(nn.Module):
         nn.init.zeros_(conv.bias)
         self.conv = weight_norm(conv, name="weight", dim=2)
 
-    def forward(self, x: Tensor) -> Tensor:
-        """(B, T, D) -> (B, T, D) positional term (an even kernel yields T + 1 frames: drop the last)."""
+    def forward(self, x: Tensor, segments: Optional[Sequence[int]] = None) -> Tensor:
+        """(B, T, D) -> (B, T, D) positional term (an even kernel yields T + 1 frames: drop the last).
+
+        segments: x is (1, N, D), utterances packed end to end; each is convolved alone.
+        """
+        if segments is not None:
+            return torch.cat([self(part) for part in x.split(list(segments), dim=1)], dim=1)
         y = self.conv(x.transpose(1, 2))[..., : x.shape[1]]
         return F.gelu(y).transpose(1, 2)
 
@@ -69,13 +76,20 @@ class TransformerLayer(nn.Module):
         self.layer_norm_first = layer_norm_first
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, pad: Optional[Tensor], rel_bias: Optional[Tensor] = None) -> Tensor:
-        """x (B, T, D), pad (B, T) or None (no padding), rel_bias (H, T, T) shared WavLM bias or None -> (B, T, D)."""
+    def forward(self, x: Tensor, pad: Optional[Tensor], rel_bias: Optional[Tensor] = None,
+                segments: Optional[Sequence[int]] = None) -> Tensor:
+        """x (B, T, D), pad (B, T) or None (no padding), rel_bias (H, T, T) shared WavLM bias or None -> (B, T, D).
+
+        segments: x is (1, N, D), utterances packed end to end (``TransformerEncoder.encode``).
+        """
         h = self.attn_norm(x) if self.layer_norm_first else x
         mask = None
-        if self.gate is not None:
+        if self.gate is not None and segments is None:
             mask = gated_position_mask(self.gate(h), rel_bias, pad)  # (B, H, T, T), padding folded in
-        x = x + self.drop(self.attention(h, pad, mask))
+        elif self.gate is not None:  # one (1, H, n, n) mask per utterance
+            mask = [gated_position_mask(gate, rel_bias[:, :n, :n], None)
+                    for gate, n in zip(self.gate(h).split(list(segments), dim=2), segments)]
+        x = x + self.drop(self.attention(h, pad, mask, segments))
         if self.layer_norm_first:
             return x + self.ffn(self.ffn_norm(x))
         x = self.attn_norm(x)
@@ -122,26 +136,33 @@ class TransformerEncoder(nn.Module):
         """x (B, T, D), lengths (B,) -> EncoderOutput; padded frames of the hidden states are 0 on CPU."""
         keep = [not (self.training and self.layerdrop > 0 and bool(torch.rand(()) < self.layerdrop))
                 for _ in self.layers]  # one LayerDrop draw per layer and batch
-        if split_by_utterance(x, lengths):
-            runs = [self.encode(x[i : i + 1, :n], None, keep) for i, n in enumerate(lengths.tolist())]
-            hidden = [pad_stack(states, x.shape[1]) for states in zip(*runs)]
+        if split_by_utterance(x, lengths, x.shape[1], self.embed_dim):
+            sizes = lengths.tolist()
+            with parametrize.cached():  # the positional conv's weight norm once, not once per utterance
+                hidden = self.encode(pack(x, sizes), None, keep, sizes)
+            hidden = [unpack(h, sizes, x.shape[1]) for h in hidden]
         else:
             hidden = self.encode(x, padding_mask(lengths, x.shape[1]), keep)
         return EncoderOutput(x=hidden[-1], lengths=lengths, hidden_states=hidden)
 
-    def encode(self, x: Tensor, pad: Optional[Tensor], keep: Sequence[bool]) -> List[Tensor]:
-        """The padded batch as it is: x (B, T, D), pad (B, T) or None -> hidden states, L + 1 x (B, T, D)."""
+    def encode(self, x: Tensor, pad: Optional[Tensor], keep: Sequence[bool],
+               segments: Optional[Sequence[int]] = None) -> List[Tensor]:
+        """x (B, T, D), pad (B, T) or None -> hidden states, L + 1 x (B, T, D).
+
+        segments: x is (1, N, D), utterances packed end to end with these lengths (no padding).
+        """
         if pad is not None:
             x = x.masked_fill(pad[..., None], 0.0)
-        x = x + self.pos_conv(x)
+        x = x + self.pos_conv(x, segments)
         if not self.layer_norm_first:
             x = self.norm(x)
         x = self.drop(x)
-        rel_bias = self.rel_bias(x.shape[1]) if self.rel_bias is not None else None  # (H, T, T)
+        longest = max(segments) if segments is not None else x.shape[1]
+        rel_bias = self.rel_bias(longest) if self.rel_bias is not None else None  # (H, T, T)
         hidden: List[Tensor] = [x]
         for layer, kept in zip(self.layers, keep):
             if kept:
-                x = layer(x, pad, rel_bias)
+                x = layer(x, pad, rel_bias, segments)
             hidden.append(x)  # a dropped layer repeats its input, so indices keep their meaning
         if self.layer_norm_first:
             hidden[-1] = self.norm(x)

@@ -22,7 +22,7 @@ from speechssl2.models import attention, transformer
 from speechssl2.models.attention import SelfAttention, padding_block_mask
 from speechssl2.models.functional import padding_mask
 from speechssl2.models.transformer import TransformerEncoder
-from speechssl2.models.unpadded import keep_padding
+from speechssl2.models.unpadded import padding_mode
 from speechssl2.models.wavlm import GatedPositionBias, PositionGate, gated_position_mask
 
 TOL = dict(rtol=1e-5, atol=1e-5)
@@ -125,7 +125,7 @@ def test_wavlm_encoder_flex_equals_sdpa(monkeypatch, count_flex):
     model = tiny_wavlm().eval()
     torch.manual_seed(1)
     x, lengths = torch.randn(len(LENGTHS), max(LENGTHS), 64), torch.tensor(LENGTHS)
-    with torch.no_grad(), keep_padding():
+    with torch.no_grad(), padding_mode("padded"):
         ref = model(x, lengths)
         assert not count_flex  # CPU default: SDPA
         monkeypatch.setattr(transformer, "gated_position_mask", functools.partial(gated_position_mask, flex=True))
