@@ -126,8 +126,7 @@ class SelfAttention(nn.Module):
         flex = compiled_flex_attention() if q.is_cuda else flex_attention
         return flex(q, k, v, score_mod=bias.score_mod(), block_mask=padding_block_mask(pad))
 
-    def heads(self, q: Tensor, k: Tensor, v: Tensor, pad: Optional[Tensor],
-              mask: Mask) -> Tensor:
+    def heads(self, q: Tensor, k: Tensor, v: Tensor, pad: Optional[Tensor], mask: Mask) -> Tensor:
         """Heads (B, H, T, d) -> attended heads (B, H, T, d), through SDPA or FlexAttention (``forward``)."""
         if mask is None:
             return self.sdpa(q, k, v, attention_mask(pad, None))

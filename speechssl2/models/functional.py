@@ -56,11 +56,9 @@ def masked_group_norm(x: Tensor, valid: Optional[Tensor], groups: int, weight: T
     """
     b, c, t = x.shape
     acc = torch.promote_types(x.dtype, torch.float32)  # statistics in float32 at least
-    if valid is None:
-        return F.group_norm(x.to(acc), groups, weight.to(acc), bias.to(acc), eps).to(x.dtype)
-    if torch.compiler.is_compiling():  # no data-dependent branch or loop: the compiler fuses the masked sums
+    if valid is not None and torch.compiler.is_compiling():  # no data-dependent branch: fused masked sums
         return _masked_group_norm_sums(x, valid, groups, weight, bias, eps, acc)
-    if bool(valid.all()):
+    if valid is None or bool(valid.all()):
         return F.group_norm(x.to(acc), groups, weight.to(acc), bias.to(acc), eps).to(x.dtype)
     counts = valid.sum(dim=1)
     if not torch.equal(valid, ~padding_mask(counts, t)):
