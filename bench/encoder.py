@@ -34,9 +34,10 @@ FLOPs: counted once per model with ``torch.utils.flop_counter.FlopCounterMode`` 
 speechssl2-sdpa step of each utterance alone (matmuls and convs, forward + backward, valid
 samples only: the useful work, whatever an implementation spends on padding; the counter
 does not see inside FlexAttention, which does the same matmuls); "TFLOP/s" divides that
-same count by each implementation's step time, and on CUDA MFU is that over the device's dense peak for
-``--precision``: bf16 autocast (bf16 tensor-core peak), tf32 (float32 with TF32 matmuls
-and convolutions: TF32 peak) or fp32 (IEEE float32 everywhere: the non-tensor-core peak).
+same count by each implementation's step time, and on CUDA MFU is that over the device's
+dense peak for ``--precision``: bf16 autocast (bf16 tensor-core peak), tf32 (float32 with
+TF32 matmuls and convolutions: TF32 peak) or fp32 (IEEE float32 everywhere: the
+non-tensor-core peak).
 
     python bench/encoder.py --models wav2vec2,hubert,wavlm --batch 2 --seconds 4 --repeats 5 \
         --impls speechssl2,speechssl2-plain,transformers,torchaudio

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from speechssl2.models.functional import padding_mask
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 SHARED = Path(os.environ.get("SPEECHSSL2_SHARED_DATA", BENCH.parents[1] / "shared" / "data"))
 
@@ -85,8 +87,7 @@ def test_plain_and_sdpa_impls_really_swap_the_formulas(encoder, monkeypatch):
             assert calls == expected, impl
     assert conv_frontend.masked_group_norm is functional.masked_group_norm  # restored
     assert transformer.gated_position_mask is position_mask
-    frames = models["speechssl2"].frame_lengths(lengths)
-    valid = (torch.arange(out["speechssl2"].shape[1])[None] < frames[:, None])[..., None]
+    valid = ~padding_mask(models["speechssl2"].frame_lengths(lengths), out["speechssl2"].shape[1])[..., None]
     for impl in ("speechssl2-plain", "speechssl2-sdpa"):  # padded frames may be 0 or not: compare the valid ones
         torch.testing.assert_close(out[impl] * valid, out["speechssl2"] * valid, rtol=1e-5, atol=1e-5)
 
