@@ -33,6 +33,9 @@ class Problem:
 
 def read_recording(path: Path, recording_id: str, problems: List[Problem]) -> Recording | None:
     """``Recording.from_file`` that records a bad file in ``problems`` instead of raising."""
+    if not path.is_file():
+        problems.append(Problem(recording_id, "missing_audio", f"{path}: no such file"))
+        return None
     if path.stat().st_size == 0:
         problems.append(Problem(recording_id, "empty", f"{path}: 0-byte file"))
         return None

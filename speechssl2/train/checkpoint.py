@@ -96,6 +96,15 @@ def numbered_checkpoints(exp_dir: str | os.PathLike) -> List[Tuple[int, Path]]:
     return sorted(found)
 
 
+def all_checkpoints(exp_dir: str | os.PathLike) -> List[Path]:
+    """Every checkpoint a run wrote into ``exp_dir``: last, best and numbered (none if it is absent)."""
+    exp = Path(exp_dir)
+    if not exp.is_dir():
+        return []
+    named = [exp / LAST, exp / BEST]
+    return [p for p in named if p.is_file()] + [p for _, p in numbered_checkpoints(exp)]
+
+
 def prune_checkpoints(exp_dir: str | os.PathLike, keep_last: int) -> List[Path]:
     """Delete all but the newest ``keep_last`` numbered checkpoints; return what was deleted."""
     doomed = [path for _, path in numbered_checkpoints(exp_dir)[:-keep_last]]

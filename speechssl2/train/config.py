@@ -54,6 +54,7 @@ class TrainerConfig:
     best_metric: str = "loss"  # a validation loss, term or metric name
     best_mode: Literal["min", "max"] = "min"
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient (freezing)
+    resume: Literal["auto", "never"] = "auto"  # auto: continue checkpoint_last.pt if it is this run's; never: replace it
 
 
 @dataclass

@@ -38,10 +38,12 @@ from speechssl2.registry import SCHEDULERS
 from speechssl2.train import checkpoint as ckpt
 from speechssl2.train.build import build_optimizer, grad_accum_steps, seed_everything
 from speechssl2.train.config import TrainConfig, validate
+from speechssl2.train.resume import check_resume
 from speechssl2.train.distributed import (
     DistInfo,
     all_gather_object,
     all_reduce_sum,
+    barrier,
     device_for,
     env_info,
     is_distributed,
@@ -86,8 +88,10 @@ class Trainer:
         train_loader: Iterable[Dict[str, Any]],
         valid_loader: Optional[Iterable[Dict[str, Any]]] = None,
         dist_info: Optional[DistInfo] = None,
+        inputs: Optional[Dict[str, str]] = None,
     ) -> None:
         validate(cfg)
+        self.inputs = inputs  # content digest per input path (speechssl2.stage): a resume must see the same
         self.cfg, self.t = cfg, cfg.trainer
         self.info = dist_info or env_info()
         self.device = device_for(self.info)
@@ -333,6 +337,7 @@ class Trainer:
             "batches_in_epoch": self.batches_in_epoch,
             "best": self.best,
             "config": self._checkpoint_config(),
+            "inputs": self.inputs,
         }
 
     def _checkpoint_config(self) -> Dict[str, Any]:
@@ -361,9 +366,17 @@ class Trainer:
         loader's sampler restored that position itself (else they are skipped).
         """
         path = self.exp_dir / ckpt.LAST
+        if self.t.resume == "never":
+            if self.info.is_main:
+                for old in ckpt.all_checkpoints(self.exp_dir):
+                    log.info("trainer.resume=never: removing %s", old)
+                    old.unlink()
+            barrier()
+            return 0, False
         if not path.is_file():
             return 0, False
         state = ckpt.load_checkpoint(path)
+        check_resume(path, state, self._checkpoint_config(), self.inputs)
         self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
@@ -392,9 +405,13 @@ def train(
     train_loader: Iterable[Dict[str, Any]],
     valid_loader: Optional[Iterable[Dict[str, Any]]] = None,
     dist_info: Optional[DistInfo] = None,
+    inputs: Optional[Dict[str, str]] = None,
 ) -> TrainResult:
-    """Train ``model`` (``forward(batch) -> StepOutput``) as ``cfg`` says; see ``Trainer``."""
-    return Trainer(cfg, model, train_loader, valid_loader, dist_info).fit()
+    """Train ``model`` (``forward(batch) -> StepOutput``) as ``cfg`` says; see ``Trainer``.
+
+    ``inputs`` (path -> content digest) is stored in checkpoints; resuming with other
+    contents is refused like a changed config (``speechssl2.train.resume``)."""
+    return Trainer(cfg, model, train_loader, valid_loader, dist_info, inputs).fit()
 
 
 def _set_epoch(loader: Any, epoch: int) -> None:
