@@ -6,7 +6,8 @@ list someone has to keep up to date: every config value (at any depth, component
 included) that names a file or directory (a string with a ``/``) is an input, unless it
 lies under one of the stage's declared outputs. A directory input stands for every file
 under it; a Lhotse manifest also stands for the audio and array files its cuts point to
-(labels stored beside the manifest change without the manifest changing). An input that
+(labels stored beside the manifest change without the manifest changing); stamps and
+``log``/``tensorboard`` folders are not part of a directory's content. An input that
 does not exist is recorded as absent, so its appearance reruns the stage.
 
 The stamp (``<stamp>``, JSON) holds the resolved config, every input file's size, mtime
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 STAMP_PREFIX = ".stage."  # stamps inside an input directory are not part of its content
 MANIFEST_SUFFIXES = (".jsonl", ".jsonl.gz")
+NOT_CONTENT = frozenset({"log", "tensorboard"})  # folders of a directory input that are not its content
 Sig = Tuple[int, int, str]  # size, mtime_ns, sha1 ("" for an absent file)
 ABSENT: Sig = (-1, 0, "")
 _HASHES: Dict[Tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha1, per process
@@ -202,7 +204,9 @@ def _sig(path: Path, known: Optional[Sig]) -> Sig:
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    for dirpath, _, names in os.walk(root, followlinks=True):
+    """Files under ``root``, without stamps and the ``log``/``tensorboard`` folders (records, not content)."""
+    for dirpath, dirs, names in os.walk(root, followlinks=True):
+        dirs[:] = [d for d in dirs if d not in NOT_CONTENT]
         for name in names:
             if not name.startswith(STAMP_PREFIX):
                 yield Path(dirpath, name)

@@ -1,47 +1,26 @@
 #!/usr/bin/env bash
-# Run a recipe stage unless it already ran with the same command and the same inputs.
-#   utils/run_stage.sh <marker_dir> <name> "<input files or dirs>" -- command args...
-# The stage's fingerprint is a hash of the command line and of its inputs (file
-# contents; for directories, their file names, sizes and mtimes). A matching
-# fingerprint in <marker_dir>/<name>.done means done: skip. A changed config or
-# input reruns the stage. The marker is written only after the command succeeds,
-# so a stage killed half-way runs again (and the Python stage resumes itself).
-# A command that exits 75 has skipped its work on purpose (a missing optional tool):
-# the stage counts as passed but is not marked done, so it runs once the tool is there.
+# Run one recipe stage: show its output on the terminal and keep it in a log file.
+#   utils/run_stage.sh <log_file> -- command args...
+# Whether there is work to do is the stage's own decision: every speechssl2.bin stage
+# keeps a stamp of its resolved config, the contents of every file it reads and every
+# file it wrote (speechssl2/stage.py), and skips itself only when none changed. So this
+# script holds no list of inputs and no markers.
+# A command that exits 75 skipped its work on purpose (a missing optional tool, e.g.
+# KenLM): the recipe carries on, and the stage does its work once the tool is there.
 set -euo pipefail
-[ $# -ge 4 ] || { echo "usage: $0 marker_dir name \"inputs\" -- command..." >&2; exit 1; }
-marker_dir=$1; name=$2; inputs=$3; shift 3
-[ "$1" = "--" ] || { echo "$0: expected -- before the command" >&2; exit 1; }
-shift
-
-fingerprint() {
-  {
-    printf '%s\n' "$*"
-    for p in $inputs; do
-      if [ -d "$p" ]; then
-        find -L "$p" -type f -printf '%P %s %T@\n' | sort
-      elif [ -e "$p" ]; then
-        sha1sum "$p"
-      else
-        echo "missing $p"
-      fi
-    done
-  } | sha1sum | cut -d' ' -f1
-}
-
-mkdir -p "$marker_dir"
-marker=$marker_dir/$name.done
-fp=$(fingerprint "$@")
-if [ -f "$marker" ] && [ "$(cat "$marker")" = "$fp" ]; then
-  echo "[$name] up to date, skipping (delete $marker to force)"
-  exit 0
-fi
-echo "[$name] running: $*"
-rc=0
-"$@" || rc=$?
+[ $# -ge 3 ] && [ "$2" = "--" ] || { echo "usage: $0 <log_file> -- command..." >&2; exit 1; }
+log=$1
+shift 2
+mkdir -p "$(dirname "$log")"
+{ echo "# $*"; echo "# started $(date '+%F %T') on $(hostname)"; } > "$log"
+set +e
+"$@" 2>&1 | tee -a "$log"
+rc=${PIPESTATUS[0]}
+set -e
+echo "# ended $(date '+%F %T'), exit status $rc" >> "$log"
 if [ "$rc" = 75 ]; then
-  echo "[$name] skipped by the stage itself: not marked done, it runs again next time"
+  echo "$(basename "$log" .log): skipped by the stage itself (see $log); it runs once what it needs is there"
   exit 0
 fi
-[ "$rc" = 0 ] || exit "$rc"
-echo "$fp" > "$marker.tmp" && mv "$marker.tmp" "$marker"
+[ "$rc" = 0 ] || echo "$(basename "$log" .log) failed (exit status $rc); log: $log" >&2
+exit "$rc"

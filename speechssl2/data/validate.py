@@ -173,3 +173,16 @@ def _source(cut: Cut) -> str:
     if not cut.has_recording:
         return "(no recording)"
     return ", ".join(str(s.source) for s in cut.recording.sources)
+
+
+def require_encodable(cuts: CutSet, allowed_chars: set[str], name: str) -> None:
+    """Raise before training, naming the utterances whose transcripts ``allowed_chars`` cannot spell.
+
+    Without this a bad transcript in the validation set stops a run hours in, at its
+    first validation."""
+    bad = [p for cut in cuts for p in text_problems(cut, allowed_chars)]
+    if bad:
+        shown = "; ".join(f"{p.id}: {p.reason} {p.detail}" for p in bad[:5])
+        raise ValueError(f"{name}: {len(bad)} transcript(s) the tokenizer cannot encode ({shown}"
+                         f"{' ...' if len(bad) > 5 else ''}); validate the set against the tokenizer's "
+                         "chars.txt (speechssl2.bin.validate_data with output=...) and train on its output")

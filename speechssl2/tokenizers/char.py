@@ -7,6 +7,8 @@ relies on.
 """
 from __future__ import annotations
 
+import logging
+import string
 from pathlib import Path
 from typing import Any, Dict, FrozenSet, Iterable, List, Optional, Sequence
 
@@ -15,6 +17,11 @@ from speechssl2.text import normalize_text
 from speechssl2.tokenizers.base import BLANK, BLANK_SYMBOL, TokenizerBase
 
 BOUNDARY = "|"
+INVENTORIES: Dict[str, str] = {  # fixed letter sets (after normalize_text, which lower-cases)
+    "letters": string.ascii_lowercase,
+    "letters+apostrophe": string.ascii_lowercase + "'",
+}
+log = logging.getLogger(__name__)
 
 
 @TOKENIZERS.register("char")
@@ -31,14 +38,26 @@ class CharTokenizer(TokenizerBase):
         self._index = {s: i for i, s in enumerate(self._symbols)}
 
     @classmethod
-    def train(cls, texts: Iterable[str]) -> "CharTokenizer":
-        """Every character the normalized ``texts`` use."""
-        letters = set()
+    def train(cls, texts: Iterable[str], inventory: str = "seen") -> "CharTokenizer":
+        """The letters of ``inventory``: a name in ``INVENTORIES``, or ``seen`` (every character
+        of the normalized ``texts``). A fixed inventory does not depend on which utterances
+        the training set happens to hold; transcripts with other characters are left for
+        validation to drop and report."""
+        used: set[str] = set()
         for text in texts:
-            letters.update(normalize_text(text).replace(" ", ""))
-        if not letters:
-            raise ValueError("char tokenizer: the training texts contain no characters")
-        return cls("".join(sorted(letters)))
+            used.update(normalize_text(text).replace(" ", ""))
+        if inventory == "seen":
+            if not used:
+                raise ValueError("char tokenizer: the training texts contain no characters")
+            return cls("".join(sorted(used)))
+        if inventory not in INVENTORIES:
+            raise ValueError(f"char tokenizer: unknown inventory {inventory!r}; "
+                             f"valid: seen, {', '.join(INVENTORIES)}")
+        outside = sorted(used - set(INVENTORIES[inventory]))
+        if outside:
+            log.warning("char tokenizer: training transcripts use %r outside the %s inventory; "
+                        "validation drops those utterances", "".join(outside), inventory)
+        return cls(INVENTORIES[inventory])
 
     @property
     def symbols(self) -> List[str]:

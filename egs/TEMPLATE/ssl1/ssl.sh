@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Shared SSL pipeline stages, called by each corpus's run.sh after its data stage.
-# Every stage is one `python -m speechssl2.bin.<x>` call; utils/run_stage.sh skips a
-# stage whose command and inputs are unchanged, and the Python stages resume when killed.
+# Every stage is one `python -m speechssl2.bin.<x>` call that skips itself when its config,
+# the files it reads and the files it wrote are unchanged (speechssl2/stage.py), and
+# resumes when killed; utils/run_stage.sh only keeps its log (<output dir>/log/*.log).
 #
 # Stages:
 #   1  tokenizer (conf/tokenizer_<token_type>.yaml: characters, or SentencePiece BPE) on the
-#      labeled training transcripts; re-validate sets against it
+#      labeled training transcripts; every labeled set validated against it: what passes is
+#      data/<set>/cuts_<token_type>.jsonl.gz (stages 4-6 read it), report_<token_type>.txt says why
 #   2  HuBERT targets on the pre-training set: features -> k-means -> labels on cuts (+PNMI);
 #      --hubert_iter 1: MFCC (conf/targets_iter1.yaml); 2: a layer of the iteration-1 model
 #      exp/pretrain_<model>/checkpoint_last.pt (conf/targets_iter2.yaml)
@@ -36,9 +38,10 @@ decode_checkpoint=checkpoint_best.pt  # best on dev_set; use checkpoint_last.pt 
 
 data=$work_dir/data
 exp=$work_dir/exp
-marks=$exp/.stages
-run_stage() { utils/run_stage.sh "$marks" "$@"; }
+# Each stage decides itself whether it has work to do (speechssl2/stage.py); this only logs.
+run_stage() { local log=$1; shift; utils/run_stage.sh "$log" -- "$@"; }
 lang=$data/lang_$token_type
+labeled() { echo "$data/$1/cuts_$token_type.jsonl.gz"; }  # a labeled set validated against $lang (stage 1)
 pt_name=$pretrain_model     # what the experiment directories and RESULTS.md call the upstream
 [ "$hubert_iter" -gt 1 ] && pt_name=${pretrain_model}_iter$hubert_iter
 pt_exp=$exp/pretrain_$pt_name
@@ -46,68 +49,68 @@ ft_exp=$exp/finetune_${pt_name}_ctc_$token_type
 lm_dir=$exp/lm_word3_$token_type  # its lexicon spells words in the tokenizer's units
 targets="$conf/targets_iter$hubert_iter.yaml"
 tgt=(--config "$targets" --set cuts="$data/$pretrain_set/cuts.jsonl.gz" --set exp_dir="$exp/hubert_targets")
-tgt_inputs="$targets $data/$pretrain_set/cuts.jsonl.gz"
 if [ "$hubert_iter" -gt 1 ]; then  # features of the previous iteration's model of the same objective
   prev=$exp/pretrain_$pretrain_model/checkpoint_last.pt
   [ "$hubert_iter" -gt 2 ] && prev=$exp/pretrain_${pretrain_model}_iter$((hubert_iter - 1))/checkpoint_last.pt
   tgt+=(--set features.checkpoint="$prev")
-  tgt_inputs="$tgt_inputs $prev"
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "Stage 1: $token_type tokenizer -> $lang; transcripts re-validated against it"
-  run_stage "tokenizer_$token_type" "$conf/tokenizer_$token_type.yaml $data/$train_set/cuts.jsonl.gz" -- \
+  echo "Stage 1: $token_type tokenizer -> $lang; labeled sets validated against it -> data/<set>/cuts_$token_type.jsonl.gz"
+  run_stage "$lang/log/train_tokenizer.log" \
     python -m speechssl2.bin.train_tokenizer --config "$conf/tokenizer_$token_type.yaml" \
       --set "texts=[$data/$train_set/cuts.jsonl.gz]" --set out_dir="$lang"
   for s in $labeled_sets; do
-    run_stage "validate_${s}_$token_type" "$lang/chars.txt $data/$s/cuts.jsonl.gz" -- \
+    run_stage "$data/$s/log/validate_$token_type.log" \
       python -m speechssl2.bin.validate_data --set cuts="$data/$s/cuts.jsonl.gz" \
-        --set chars_file="$lang/chars.txt" --set report="$data/$s/report_chars.txt"
+        --set chars_file="$lang/chars.txt" --set report="$data/$s/report_$token_type.txt" \
+        --set output="$(labeled "$s")"
   done
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   echo "Stage 2: HuBERT iteration-$hubert_iter targets ($targets) for $pretrain_set"
   for step in dump_features learn_kmeans dump_labels; do
-    run_stage "targets${hubert_iter}_$step" "$tgt_inputs" -- python -m speechssl2.bin.$step "${tgt[@]}"
+    run_stage "$exp/hubert_targets/log/${step}_iter$hubert_iter.log" python -m speechssl2.bin.$step "${tgt[@]}"
   done
   if [ "$pnmi" = true ]; then
-    run_stage "targets${hubert_iter}_pnmi" "$tgt_inputs" -- python -m speechssl2.bin.pnmi "${tgt[@]}"
+    run_stage "$exp/hubert_targets/log/pnmi_iter$hubert_iter.log" python -m speechssl2.bin.pnmi "${tgt[@]}"
   fi
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "Stage 3: $pretrain_model pre-training on $pretrain_set -> $pt_exp"
-  run_stage "pretrain_$pt_name" "$conf/pretrain_$pretrain_model.yaml $data/$pretrain_set" -- \
+  run_stage "$pt_exp/log/train.log" \
     $train_cmd -- python -m speechssl2.bin.train --config "$conf/pretrain_$pretrain_model.yaml" \
       --set data.train="$data/$pretrain_set/cuts_hubert_iter$hubert_iter.jsonl.gz" --set exp_dir="$pt_exp"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   echo "Stage 4: CTC fine-tuning on $train_set -> $ft_exp"
-  run_stage "finetune_${pt_name}_$token_type" "$conf/finetune_ctc.yaml $pt_exp/checkpoint_last.pt $lang" -- \
+  run_stage "$ft_exp/log/finetune.log" \
     $train_cmd -- python -m speechssl2.bin.finetune --config "$conf/finetune_ctc.yaml" \
       --set model.encoder.upstream="$pt_exp/checkpoint_last.pt" --set model.tokenizer="$lang" \
-      --set data.train="$data/$train_set/cuts.jsonl.gz" --set data.valid="$data/$dev_set/cuts.jsonl.gz" \
+      --set data.train="$(labeled "$train_set")" --set data.valid="$(labeled "$dev_set")" \
       --set exp_dir="$ft_exp"
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   echo "Stage 5: word 3-gram LM -> $lm_dir"
-  run_stage "ngram_$token_type" "$conf/ngram.yaml $data/$train_set/cuts.jsonl.gz $lang" -- \
+  run_stage "$lm_dir/log/train_ngram.log" \
     python -m speechssl2.bin.train_ngram --config "$conf/ngram.yaml" \
-      --set "texts=[$data/$train_set/cuts.jsonl.gz]" --set out_dir="$lm_dir" --set tokenizer="$lang"
+      --set "texts=[$(labeled "$train_set")]" --set out_dir="$lm_dir" --set tokenizer="$lang"
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   for test in $test_sets; do
     for dec in greedy beam_lm; do
       [ "$dec" = beam_lm ] && [ ! -f "$lm_dir/lm.bin" ] && { echo "Stage 6: no n-gram LM in $lm_dir: skipping $dec"; continue; }
-      echo "Stage 6: decode $test with $dec -> $ft_exp/decode_${dec}_$test"
-      run_stage "decode_${pt_name}_${token_type}_${dec}_$test" "$conf/decode_$dec.yaml $ft_exp/$decode_checkpoint" -- \
+      out=$ft_exp/decode_${dec}_$test
+      echo "Stage 6: decode $test with $dec -> $out"
+      run_stage "$out/log/decode.log" \
         python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" \
-          --set checkpoint="$ft_exp/$decode_checkpoint" --set cuts="$data/$test/cuts.jsonl.gz" \
-          --set out_dir="$ft_exp/decode_${dec}_$test" --set lm_dir="$lm_dir" \
+          --set checkpoint="$ft_exp/$decode_checkpoint" --set cuts="$(labeled "$test")" \
+          --set out_dir="$out" --set lm_dir="$lm_dir" \
           --set meta.upstream="$pt_name" --set meta.finetune_set="$train_set" --set meta.test_set="$test" \
           --set meta.units="$token_type"
     done

@@ -15,9 +15,9 @@ cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
 
-stage=0
-stop_stage=100
-sounds_dir=/usr/share/asterisk/sounds
+stage=0               # first stage to run
+stop_stage=100        # last stage to run
+sounds_dir=/usr/share/asterisk/sounds  # installed asterisk-core-sounds-* packages
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
@@ -28,12 +28,11 @@ conf=conf             # configuration directory (a copy with other settings work
 conf=$(cd "$conf" && pwd)
 mkdir -p "$work_dir"
 work_dir=$(cd "$work_dir" && pwd)
-marks=$work_dir/exp/.stages
-run_stage() { utils/run_stage.sh "$marks" "$@"; }
+run_stage() { local log=$1; shift; utils/run_stage.sh "$log" -- "$@"; }  # logs; each stage skips itself
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "Stage 0: manifests and validation reports -> $work_dir/data/{en_train,en_dev,en_test,pool}"
-  run_stage data "$conf/data.yaml $sounds_dir/" -- \
+  run_stage "$work_dir/data/log/prepare_data.log" \
     python -m speechssl2.bin.prepare_data --config "$conf/data.yaml" \
       --set corpus.corpus_dir="$sounds_dir" --set output_dir="$work_dir/data"
 fi

@@ -17,9 +17,9 @@ cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
 
-stage=0
-stop_stage=100
-fsdd_dir=../../../../shared/data/fsdd/recordings
+stage=0               # first stage to run
+stop_stage=100        # last stage to run
+fsdd_dir=../../../../shared/data/fsdd/recordings  # FSDD recordings: <digit>_<speaker>_<index>.wav
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
@@ -27,7 +27,7 @@ hubert_iter=1         # HuBERT targets: 1 = MFCC k-means; 2 = k-means on a layer
 conf=conf             # configuration directory (a copy with other settings works too)
 probe_upstreams=""    # stage 8: YAML entries replacing conf/probe.yaml's upstreams ("" = keep them)
 mini_upstreams="scratch wav2vec2 hubert wavlm"  # scratch = hubert_tiny from random init
-mini_seeds="1 2 3"
+mini_seeds="1 2 3"    # stage 9: fine-tuning seeds per upstream
 mini_budget=300       # seconds of labeled audio for stage 9 (5 min; drawn once, seed 0)
 . utils/parse_options.sh
 
@@ -35,12 +35,11 @@ conf=$(cd "$conf" && pwd)
 mkdir -p "$work_dir"
 work_dir=$(cd "$work_dir" && pwd)
 fsdd_dir=$(cd "$fsdd_dir" && pwd) || { echo "FSDD not found: pass --fsdd_dir" >&2; exit 1; }
-marks=$work_dir/exp/.stages
-run_stage() { utils/run_stage.sh "$marks" "$@"; }
+run_stage() { local log=$1; shift; utils/run_stage.sh "$log" -- "$@"; }  # logs; each stage skips itself
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "Stage 0: manifests and validation reports -> $work_dir/data/{train,test}"
-  run_stage data "$conf/data.yaml $fsdd_dir" -- \
+  run_stage "$work_dir/data/log/prepare_data.log" \
     python -m speechssl2.bin.prepare_data --config "$conf/data.yaml" \
       --set corpus.corpus_dir="$fsdd_dir" --set output_dir="$work_dir/data"
 fi
@@ -67,7 +66,7 @@ if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
   ups=()
   [ -n "$probe_upstreams" ] && ups=(--set "upstreams=[$probe_upstreams]")
   echo "Stage 8: probing ${probe_upstreams:-the upstreams of conf/probe.yaml} + ${#ckpts[@]} checkpoint(s) -> $work_dir/exp/probe"
-  run_stage probe "$conf/probe.yaml ${ckpts[*]}" -- \
+  run_stage "$work_dir/exp/probe/log/probe.log" \
     python -m speechssl2.bin.probe --config "$conf/probe.yaml" --set data_dir="$work_dir/data" \
       --set output_dir="$work_dir/exp/probe" "${ups[@]}" --set "extra_upstreams=[$extra]"
 fi
@@ -75,8 +74,8 @@ fi
 if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
   data=$work_dir/data exp=$work_dir/exp
   echo "Stage 9: mini reproduction table ($mini_budget s labeled; upstreams: $mini_upstreams; seeds: $mini_seeds)"
-  run_stage mini_subset "$data/train/cuts.jsonl.gz $mini_budget" -- \
-    python -m speechssl2.bin.subset_cuts --set cuts="$data/train/cuts.jsonl.gz" \
+  run_stage "$data/train_mini/log/subset_cuts.log" \
+    python -m speechssl2.bin.subset_cuts --set cuts="$data/train/cuts_char.jsonl.gz" \
       --set output="$data/train_mini/cuts.jsonl.gz" --set seconds="$mini_budget" --set seed=0
   for up in $mini_upstreams; do
     src=$exp/pretrain_$up/checkpoint_last.pt freeze=()
@@ -88,16 +87,16 @@ if [ "$stage" -le 9 ] && [ "$stop_stage" -ge 9 ]; then
     fi
     for seed in $mini_seeds; do
       d=$exp/mini/${up}_seed$seed
-      run_stage "mini_finetune_${up}_$seed" "$conf/finetune_mini.yaml $src $data/train_mini/cuts.jsonl.gz" -- \
+      run_stage "$d/log/finetune.log" \
         $train_cmd -- python -m speechssl2.bin.finetune --config "$conf/finetune_mini.yaml" \
           --set model.encoder.upstream="$src" "${freeze[@]}" --set model.tokenizer="$data/lang_char" \
-          --set data.train="$data/train_mini/cuts.jsonl.gz" --set data.valid="$data/test/cuts.jsonl.gz" \
+          --set data.train="$data/train_mini/cuts.jsonl.gz" --set data.valid="$data/test/cuts_char.jsonl.gz" \
           --set trainer.seed="$seed" --set exp_dir="$d"
       for dec in greedy beam_lm; do
         [ "$dec" = beam_lm ] && [ ! -f "$exp/lm_word3_char/lm.bin" ] && continue  # stage 5 not run / no KenLM
-        run_stage "mini_decode_${up}_${seed}_$dec" "$conf/decode_$dec.yaml $d/checkpoint_last.pt" -- \
+        run_stage "$d/decode_${dec}_test/log/decode.log" \
           python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" --set checkpoint="$d/checkpoint_last.pt" \
-            --set cuts="$data/test/cuts.jsonl.gz" --set out_dir="$d/decode_${dec}_test" --set lm_dir="$exp/lm_word3_char" \
+            --set cuts="$data/test/cuts_char.jsonl.gz" --set out_dir="$d/decode_${dec}_test" --set lm_dir="$exp/lm_word3_char" \
             --set meta.upstream="$up" --set meta.finetune_set="train_mini (${mini_budget}s)" --set meta.test_set=test \
             --set meta.seed="$seed" --set meta.units=char
       done
