@@ -47,8 +47,13 @@ class ConfigError(ValueError):
 
 
 def load_yaml(path: str | os.PathLike) -> Dict[str, Any]:
-    with open(path, encoding="utf-8") as f:
-        data = parse_yaml(f.read()) or {}
+    """The top-level mapping of a config file; a missing file or bad YAML is a ``ConfigError``."""
+    if not Path(path).is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        data = parse_yaml(Path(path).read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(err).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
@@ -151,13 +156,3 @@ def _coerce(value: Any, ann: Any) -> Any:
 
 def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
-
-
-def add_config_args(parser: Any) -> None:
-    """The two arguments every ``speechssl2.bin`` stage takes."""
-    parser.add_argument("--config", help="YAML config file")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY.PATH=VALUE",
-        help="override a config value (repeatable), e.g. --set optim.lr=1e-4",
-    )
-

@@ -12,21 +12,18 @@ Transformer LM n-best rescoring. Writes ``text``, ``ref``, ``wer.txt``,
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import List, Optional
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import save_config
 from speechssl2.decoding.pipeline import DecodeConfig, decode
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.report import ScoreReport
 
 
 def main(argv: Optional[List[str]] = None) -> ScoreReport:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    cfg = load_config(DecodeConfig, args.config, args.overrides)
+    cfg, _ = parse_stage(DecodeConfig, __doc__, argv, stage="decode")
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(out_dir / "decode.log")
@@ -35,4 +32,4 @@ def main(argv: Optional[List[str]] = None) -> ScoreReport:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

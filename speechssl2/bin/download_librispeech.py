@@ -9,31 +9,27 @@ Never run by tests or CI: the recipe's data stage reads an existing copy.
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from typing import List
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.cli import parse_stage, run_main
 from speechssl2.data.corpora.librispeech_ssl import DEFAULT_SETS, download_librispeech_ssl
 from speechssl2.logging_utils import setup_logging
 
 
 @dataclass
 class DownloadConfig:
-    target_dir: str = "corpora"
-    parts: List[str] = field(default_factory=lambda: sorted({p for ps in DEFAULT_SETS.values() for p in ps}))
+    target_dir: str = "corpora"  # LibriSpeech/, librispeech_finetuning/ and lm/ are written here
+    parts: List[str] = field(default_factory=lambda: sorted({p for ps in DEFAULT_SETS.values() for p in ps}))  # parts to fetch
     limited: bool = True  # also librispeech_finetuning.tgz (10 min / 1 h / 10 h)
     lm: bool = True  # also the official LM resources (openslr.org SLR11) into <target_dir>/lm
 
 
 def main(argv: List[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    cfg = load_config(DownloadConfig, args.config, args.overrides)
+    cfg, _ = parse_stage(DownloadConfig, __doc__, argv, stage="download_librispeech")
     setup_logging()
     download_librispeech_ssl(cfg.target_dir, cfg.parts, limited=cfg.limited, lm=cfg.lm)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -9,6 +9,7 @@ from typing import List, Optional
 
 from lhotse import CutSet
 
+from speechssl2.cli import run_main
 from speechssl2.config import ConfigError
 from speechssl2.targets.config import FeatureConfig, load_stage_config
 from speechssl2.targets.features import FrameFeatures, LayerFeatures, MfccFeatures
@@ -37,4 +38,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

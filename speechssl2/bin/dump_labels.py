@@ -11,6 +11,7 @@ from typing import List, Optional
 
 from lhotse import CutSet
 
+from speechssl2.cli import run_main
 from speechssl2.targets.config import load_stage_config
 from speechssl2.targets.kmeans import NearestCentroid
 from speechssl2.targets.labels import label_shard, merge_parts, part_path
@@ -35,4 +36,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

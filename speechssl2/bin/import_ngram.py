@@ -11,14 +11,13 @@ binaries it logs why and exits 0, like ``bin.train_ngram``.
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.cli import parse_stage, run_main
 from speechssl2.decoding.ctc_beam import write_lexicon
 from speechssl2.lm.ngram import run_logged, find_kenlm
 from speechssl2.logging_utils import setup_logging
@@ -33,7 +32,7 @@ class ImportNgramConfig:
     arpa: str  # ARPA file (.arpa or .arpa.gz)
     words: str  # word list or lexicon (word in the first column of each line)
     tokenizer: str  # saved tokenizer directory that spells the lexicon
-    out_dir: str
+    out_dir: str  # lm.bin and lexicon.txt go here
     lowercase: bool = True  # lower-case the ARPA n-grams (transcripts are normalized to lower case)
 
 
@@ -68,12 +67,10 @@ def _lines(path: Path) -> List[str]:
 
 
 def main(argv: List[str] | None = None) -> Optional[Path]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
+    cfg, _ = parse_stage(ImportNgramConfig, __doc__, argv, stage="import_ngram")
     setup_logging()
-    return import_ngram(load_config(ImportNgramConfig, args.config, args.overrides))
+    return import_ngram(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

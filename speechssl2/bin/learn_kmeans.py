@@ -12,6 +12,7 @@ import logging
 from dataclasses import asdict
 from typing import List, Optional
 
+from speechssl2.cli import run_main
 from speechssl2.targets.config import load_stage_config
 from speechssl2.targets.kmeans import sample_frames, train_kmeans
 from speechssl2.targets.shards import require_complete
@@ -47,4 +48,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

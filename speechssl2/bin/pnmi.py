@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Optional
 
 from lhotse import CutSet
 
+from speechssl2.cli import run_main
 from speechssl2.targets.config import TargetsConfig, load_stage_config
 from speechssl2.targets.pnmi import measure_cuts
 from speechssl2.targets.report import write_comparison, write_report
@@ -68,4 +69,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -21,7 +21,8 @@ from typing import Any, Dict, List
 
 from lhotse import CutSet
 
-from speechssl2.config import add_config_args, atomic_write_text, load_config, save_config, to_dict
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import ConfigError, atomic_write_text, save_config, to_dict
 from speechssl2.data.manifest import read_excluded
 from speechssl2.data.validate import ValidationReport, validate_cuts
 from speechssl2.logging_utils import setup_logging
@@ -33,19 +34,19 @@ log = logging.getLogger("speechssl2.prepare_data")
 @dataclass
 class PrepareDataConfig:
     corpus: Dict[str, Any]  # {"name": <CORPORA key>, "corpus_dir": ..., corpus options}
-    output_dir: str = "data"
+    output_dir: str = "data"  # one folder of manifests and reports per set
     validate: bool = True  # load every cut and drop bad ones (reported in report.txt)
     min_samples: int = 400  # model receptive field in samples at sample_rate (wav2vec 2.0: 400)
     sample_rate: int = 16000  # rate the model consumes; min_samples is counted at this rate
     allowed_chars: str | None = None  # transcript characters allowed (a space always is); None: any
 
 
-def main(argv: List[str] | None = None) -> Dict[str, ValidationReport]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
+def _add_force(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="prepare again even if outputs are up to date")
-    args = parser.parse_args(argv)
-    cfg = load_config(PrepareDataConfig, args.config, args.overrides)
+
+
+def main(argv: List[str] | None = None) -> Dict[str, ValidationReport]:
+    cfg, args = parse_stage(PrepareDataConfig, __doc__, argv, stage="prepare_data", add_arguments=_add_force)
     setup_logging()
     return prepare_data(cfg, force=args.force)
 
@@ -53,7 +54,7 @@ def main(argv: List[str] | None = None) -> Dict[str, ValidationReport]:
 def prepare_data(cfg: PrepareDataConfig, force: bool = False) -> Dict[str, ValidationReport]:
     """Prepare, validate and report every set of ``cfg.corpus``; returns the reports by set."""
     if "name" not in cfg.corpus:
-        raise ValueError(f"corpus: no 'name'; valid corpora: {', '.join(CORPORA.keys())}")
+        raise ConfigError(f"corpus: no 'name'; valid corpora: {', '.join(CORPORA.keys())}")
     out = Path(cfg.output_dir)
     stamp = out / f".prepare_data.{cfg.corpus['name']}.done"
     if not force and _up_to_date(cfg, stamp):
@@ -117,4 +118,4 @@ def _newest_mtime(path: Path) -> float:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -15,12 +15,12 @@ config) and ``probe.log``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.probe.config import ProbeConfig, resolve_upstreams, task_configs
 from speechssl2.probe.report import write_reports
@@ -30,10 +30,7 @@ log = logging.getLogger("speechssl2.probe")
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    cfg = load_config(ProbeConfig, args.config, args.overrides)
+    cfg, _ = parse_stage(ProbeConfig, __doc__, argv, stage="probe")
     tasks, upstreams = task_configs(cfg), resolve_upstreams(cfg.upstreams, cfg.extra_upstreams)
     out = Path(cfg.output_dir)
     setup_logging(out / "probe.log")
@@ -47,4 +44,4 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -7,12 +7,11 @@ set, #utts, WER, CER, S/D/I. ``plot`` adds a PNG bar chart of the WERs.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from typing import Any, Dict, List
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.cli import parse_stage, run_main
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.results import plot_results, write_results
 
@@ -21,18 +20,15 @@ log = logging.getLogger("speechssl2.results")
 
 @dataclass
 class ResultsConfig:
-    exp_dir: str = "exp"
-    output: str = "RESULTS.md"
-    title: str = "Results"
+    exp_dir: str = "exp"  # searched recursively for result.json files
+    output: str = "RESULTS.md"  # Markdown table to write
+    title: str = "Results"  # heading of the Markdown table
     plot: str | None = None  # PNG path; no plot when None
 
 
 def main(argv: List[str] | None = None) -> List[Dict[str, Any]]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
+    cfg, _ = parse_stage(ResultsConfig, __doc__, argv, stage="results")
     setup_logging()
-    cfg = load_config(ResultsConfig, args.config, args.overrides)
     rows = write_results(cfg.exp_dir, cfg.output, cfg.title)
     if cfg.plot and rows:
         plot_results(rows, cfg.plot)
@@ -41,4 +37,4 @@ def main(argv: List[str] | None = None) -> List[Dict[str, Any]]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -11,14 +11,14 @@ to ``out_dir`` (default: the hypothesis' directory): ``wer.txt``, ``result.json`
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.kaldi_text import read_text
 from speechssl2.scoring.report import ExperimentMeta, ScoreReport, score_texts, write_report
@@ -32,7 +32,7 @@ class ScoreConfig:
     hyp: str  # Kaldi text file of hypotheses
     out_dir: str | None = None  # default: the directory of hyp
     normalize: bool = True  # normalize_text on both sides
-    top_errors: int = 20
+    top_errors: int = 20  # most frequent errors listed in top_errors.txt
     meta: ExperimentMeta = field(default_factory=ExperimentMeta)
 
 
@@ -52,12 +52,10 @@ def score(cfg: ScoreConfig) -> ScoreReport:
 
 
 def main(argv: List[str] | None = None) -> ScoreReport:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
+    cfg, _ = parse_stage(ScoreConfig, __doc__, argv, stage="score")
     setup_logging()
-    return score(load_config(ScoreConfig, args.config, args.overrides))
+    return score(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

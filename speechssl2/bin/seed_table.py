@@ -7,12 +7,11 @@ The seed of each decode comes from its ``result.json`` (``bin.decode --set meta.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from typing import List, Optional
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.cli import parse_stage, run_main
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.results import collect_results
 from speechssl2.scoring.seeds import SeedSpread, group_seeds, plot_seeds, write_seed_table
@@ -22,19 +21,16 @@ log = logging.getLogger("speechssl2.seed_table")
 
 @dataclass
 class SeedTableConfig:
-    exp_dir: str
-    output: str
-    title: str = "Seed spread"
+    exp_dir: str  # searched recursively for result.json files
+    output: str  # Markdown table to write
+    title: str = "Seed spread"  # heading of the Markdown table
     notes: str = ""  # a paragraph above the table (budget, compute, what the numbers mean)
-    plot: Optional[str] = None
+    plot: Optional[str] = None  # PNG path of the plot; no plot when None
 
 
 def main(argv: Optional[List[str]] = None) -> List[SeedSpread]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
+    cfg, _ = parse_stage(SeedTableConfig, __doc__, argv, stage="seed_table")
     setup_logging()
-    cfg = load_config(SeedTableConfig, args.config, args.overrides)
     groups = group_seeds(collect_results(cfg.exp_dir))
     if not groups:
         raise SystemExit(f"seed_table: no result.json under {cfg.exp_dir}")
@@ -47,4 +43,4 @@ def main(argv: Optional[List[str]] = None) -> List[SeedSpread]:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +12,8 @@ from typing import List, Optional
 
 from lhotse import CutSet
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import save_config
 from speechssl2.data.loader import open_cuts
 from speechssl2.data.subset import budget_subset
 from speechssl2.logging_utils import setup_logging
@@ -23,19 +23,16 @@ log = logging.getLogger("speechssl2.subset_cuts")
 
 @dataclass
 class SubsetConfig:
-    cuts: str
-    output: str
+    cuts: str  # cut manifest to draw from
+    output: str  # cut manifest to write
     seconds: Optional[float] = None  # total audio to keep
     num_cuts: Optional[int] = None  # or a number of cuts
-    seed: int = 0
+    seed: int = 0  # seeds the random draw
 
 
 def main(argv: Optional[List[str]] = None) -> CutSet:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
+    cfg, _ = parse_stage(SubsetConfig, __doc__, argv, stage="subset_cuts")
     setup_logging()
-    cfg = load_config(SubsetConfig, args.config, args.overrides)
     subset = budget_subset(open_cuts(cfg.cuts), cfg.seconds, cfg.num_cuts, cfg.seed)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -49,4 +46,4 @@ def main(argv: Optional[List[str]] = None) -> CutSet:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

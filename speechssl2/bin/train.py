@@ -7,12 +7,12 @@ from ``<exp_dir>/checkpoint_last.pt``.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any, List, Optional
 
-from speechssl2.config import add_config_args, load_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import ConfigError
 from speechssl2.data.loader import make_dataloader
 from speechssl2.data.mixing import UtteranceMixer
 from speechssl2.logging_utils import setup_logging
@@ -36,13 +36,10 @@ def build_loader(data: DataConfig, cuts: str, train_split: bool, info: DistInfo,
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    cfg = load_config(TrainConfig, args.config, args.overrides)
+    cfg, _ = parse_stage(TrainConfig, __doc__, argv, stage="train")
     validate(cfg)
     if not cfg.data.train:
-        parser.error("data.train (a cut manifest) is required")
+        raise ConfigError("data.train (a cut manifest) is required")
     info = init_distributed()
     log_file = Path(cfg.exp_dir) / "train.log" if info.is_main else None
     setup_logging(log_file, level=logging.INFO if info.is_main else logging.WARNING)
@@ -60,4 +57,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -17,14 +17,14 @@ The resolved config is written to ``<exp_dir>/train_lm.yaml``; the trainer's own
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import ConfigError, save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import MODELS
 from speechssl2.text import normalize_text
@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class TextDataConfig:
     train: str = ""  # text file (one sentence per line) or cut manifest
-    valid: Optional[str] = None
+    valid: Optional[str] = None  # validation text or cut manifest; None: no validation
     batch_size: int = 64  # sentences per batch
 
 
@@ -47,9 +47,9 @@ class TrainLMConfig:
     model: Dict[str, Any] = field(default_factory=dict)  # MODELS spec; name defaults to transformer_lm
     text: TextDataConfig = field(default_factory=TextDataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    scheduler: Dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    scheduler: Dict[str, Any] = field(default_factory=lambda: {"name": "constant"})  # SCHEDULERS spec: lr multiplier
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    exp_dir: str = "exp/lm"
+    exp_dir: str = "exp/lm"  # checkpoints, train.log and train_lm.yaml go here
 
     def trainer_config(self) -> TrainConfig:
         return TrainConfig(model=self.model, optim=self.optim, scheduler=self.scheduler, trainer=self.trainer,
@@ -96,15 +96,12 @@ class TextBatches:
 
 
 def main(argv: Optional[List[str]] = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    cfg = load_config(TrainLMConfig, args.config, args.overrides)
+    cfg, _ = parse_stage(TrainLMConfig, __doc__, argv, stage="train_lm")
     if not cfg.text.train:
-        parser.error("text.train (a text file or cut manifest) is required")
+        raise ConfigError("text.train (a text file or cut manifest) is required")
     cfg.model.setdefault("name", "transformer_lm")
     if cfg.model["name"] != "transformer_lm":
-        parser.error(f"model.name must be transformer_lm, got {cfg.model.get('name')!r}")
+        raise ConfigError(f"model.name must be transformer_lm, got {cfg.model.get('name')!r}")
     train_cfg = cfg.trainer_config()
     validate(train_cfg)
     setup_logging(Path(cfg.exp_dir) / "train.log")
@@ -119,4 +116,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -12,14 +12,14 @@ and does not mark the stage done, so it builds the LM once KenLM is there.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Literal, Optional
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import save_config
 from speechssl2.decoding.ctc_beam import write_lexicon
 from speechssl2.lm.ngram import build_ngram, find_kenlm, lm_corpus_lines
 from speechssl2.logging_utils import setup_logging
@@ -34,9 +34,9 @@ SKIPPED = 75  # exit status utils/run_stage.sh reads as "skipped, not done" (BSD
 @dataclass
 class TrainNgramConfig:
     texts: List[str]  # Kaldi text files or cut manifests
-    out_dir: str
-    order: int = 3
-    unit: Literal["word", "token"] = "word"
+    out_dir: str  # lm.bin (or lm.arpa), lexicon.txt and train_ngram.yaml go here
+    order: int = 3  # n-gram order
+    unit: Literal["word", "token"] = "word"  # word: word LM (+ lexicon); token: token LM for lexicon-free search
     tokenizer: Optional[str] = None  # saved tokenizer directory (lexicon / token spelling)
     binary: bool = True  # also write lm.bin with build_binary
     prune: Optional[List[int]] = None  # lmplz --prune thresholds per order
@@ -61,11 +61,9 @@ def train_ngram(cfg: TrainNgramConfig) -> Optional[Path]:
 
 
 def main(argv: List[str] | None = None) -> Optional[Path]:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
+    cfg, _ = parse_stage(TrainNgramConfig, __doc__, argv, stage="train_ngram")
     setup_logging()
-    return train_ngram(load_config(TrainNgramConfig, args.config, args.overrides))
+    return train_ngram(cfg)
 
 
 def exit_status(argv: List[str] | None = None) -> int:
@@ -74,4 +72,4 @@ def exit_status(argv: List[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(exit_status())
+    sys.exit(run_main(exit_status))

@@ -11,13 +11,13 @@ fine-tuning configs name as their tokenizer (``load_tokenizer(out_dir)``).
 """
 from __future__ import annotations
 
-import argparse
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import TOKENIZERS, RegistryError, check_arguments
 from speechssl2.scoring.kaldi_text import read_transcripts
@@ -29,8 +29,8 @@ log = logging.getLogger("speechssl2.train_tokenizer")
 @dataclass
 class TrainTokenizerConfig:
     texts: List[str]  # Kaldi text files or cut manifests with the training transcripts
-    out_dir: str
-    tokenizer: Dict[str, Any] = field(default_factory=lambda: {"name": "char"})
+    out_dir: str  # tokenizer directory (what load_tokenizer reads)
+    tokenizer: Dict[str, Any] = field(default_factory=lambda: {"name": "char"})  # TOKENIZERS key + its train() args
 
 
 def train_tokenizer(cfg: TrainTokenizerConfig) -> TokenizerBase:
@@ -51,12 +51,10 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> TokenizerBase:
 
 
 def main(argv: List[str] | None = None) -> TokenizerBase:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
+    cfg, _ = parse_stage(TrainTokenizerConfig, __doc__, argv, stage="train_tokenizer")
     setup_logging()
-    return train_tokenizer(load_config(TrainTokenizerConfig, args.config, args.overrides))
+    return train_tokenizer(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

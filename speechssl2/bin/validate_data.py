@@ -9,14 +9,14 @@ is given, the cuts that passed. Exits with status 1 when any cut was dropped and
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage, run_main
+from speechssl2.config import save_config
 from speechssl2.data.loader import open_cuts
 from speechssl2.data.validate import ValidationReport, load_allowed_chars, validate_cuts
 from speechssl2.logging_utils import setup_logging
@@ -29,17 +29,14 @@ class ValidateDataConfig:
     cuts: str  # cut manifest to check
     chars_file: str | None = None  # file whose characters are the allowed transcript characters
     min_samples: int = 400  # model receptive field in samples at sample_rate
-    sample_rate: int = 16000
+    sample_rate: int = 16000  # rate the model consumes; min_samples is counted at this rate
     report: str | None = None  # default: <manifest dir>/report_validate.txt
     output: str | None = None  # where to write the cuts that passed (not written when None)
-    fail_on_drop: bool = False
+    fail_on_drop: bool = False  # exit with status 1 when any cut is dropped
 
 
 def main(argv: List[str] | None = None) -> ValidationReport:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    cfg = load_config(ValidateDataConfig, args.config, args.overrides)
+    cfg, _ = parse_stage(ValidateDataConfig, __doc__, argv, stage="validate_data")
     setup_logging()
     report = validate_data(cfg)
     if cfg.fail_on_drop and report.kept < report.checked:
@@ -62,4 +59,4 @@ def validate_data(cfg: ValidateDataConfig) -> ValidationReport:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

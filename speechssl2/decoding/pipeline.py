@@ -44,22 +44,22 @@ FINETUNED = ("ctc", "transducer")
 class DecodeConfig:
     checkpoint: str  # fine-tuning checkpoint (model.name ctc or transducer)
     cuts: str  # cut manifest to decode; cuts with a transcript are scored
-    out_dir: str
-    decoder: Literal["greedy", "beam"] = "greedy"
-    beam_size: int = 20
+    out_dir: str  # text, ref, wer.txt, result.json and the logs go here
+    decoder: Literal["greedy", "beam"] = "greedy"  # search: greedy (best path) or beam
+    beam_size: int = 20  # hypotheses kept per step in beam search
     beam_threshold: float = 25.0  # CTC beam: prune paths this far below the best
     nbest: int = 1  # hypotheses kept per utterance (rescoring wants more than one)
     ngram: bool = False  # CTC beam: shallow fusion with <lm_dir>/lm.bin
     lm_dir: Optional[str] = None  # bin.train_ngram output directory
     lexicon: bool = True  # spell words of <lm_dir>/lexicon.txt; false: token LM, lexicon-free
-    lm_weight: float = 2.0
+    lm_weight: float = 2.0  # CTC beam: weight of the n-gram LM score
     word_score: float = 0.0  # word insertion bonus
     fusion_lm: Optional[str] = None  # transducer beam: Transformer LM checkpoint fused per token
-    fusion_weight: float = 0.3
+    fusion_weight: float = 0.3  # weight of the fusion_lm score
     rescore_lm: Optional[str] = None  # Transformer LM checkpoint for n-best rescoring
-    rescore_weight: float = 0.5
+    rescore_weight: float = 0.5  # weight of the rescore_lm score
     max_duration: float = 60.0  # seconds of audio per batch
-    sample_rate: int = 16000
+    sample_rate: int = 16000  # audio is resampled to this rate on loading
     device: str = "auto"  # auto: cuda when available
     meta: ExperimentMeta = field(default_factory=ExperimentMeta)  # decoder / lm left "-" are filled in
 

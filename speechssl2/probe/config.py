@@ -47,16 +47,16 @@ class TaskConfig:
 
 @dataclass
 class ProbeConfig:
-    upstreams: List[UpstreamEntry] = field(default_factory=list)
+    upstreams: List[UpstreamEntry] = field(default_factory=list)  # rows: presets (random init) and checkpoints or globs
     extra_upstreams: List[UpstreamEntry] = field(default_factory=list)  # appended after ``upstreams``
     tasks: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # parsed by ``task_configs``
     data_dir: str = "."  # relative task manifests are found here (a recipe sets it to its data/)
-    output_dir: str = "exp/probe"
+    output_dir: str = "exp/probe"  # results.md, results.json, plots, logs
     layer_norm: bool = True  # normalize every hidden state before the weighted sum
     cache: Literal["memory", "disk", "none"] = "memory"  # see speechssl2.probe.features
     extract_batch_size: int = 16  # utterances per upstream forward when extracting
-    device: str = "cpu"
-    seed: int = 0
+    device: str = "cpu"  # torch device for extraction and downstream training
+    seed: int = 0  # seeds subsets, downstream initialisation and batch order
 
 
 @dataclass

@@ -27,12 +27,12 @@ from speechssl2.text import normalize_text
 class ExperimentMeta:
     """The RESULTS.md columns that describe what was scored."""
 
-    upstream: str = "-"
-    finetune_set: str = "-"
+    upstream: str = "-"  # pre-trained model the system starts from
+    finetune_set: str = "-"  # labeled data it was fine-tuned on
     units: str = "-"  # output units of the fine-tuned model: char, bpe, ...
-    decoder: str = "-"
-    lm: str = "-"
-    test_set: str = "-"
+    decoder: str = "-"  # search: greedy, beam, ...
+    lm: str = "-"  # language model used in decoding, or none
+    test_set: str = "-"  # data set that was scored
     seed: Optional[int] = None  # fine-tuning seed, for tables of the spread over seeds
 
 

@@ -23,45 +23,45 @@ Example (iteration 2 changes ``iteration``, ``features`` and ``kmeans.n_clusters
 """
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Literal, Optional
 
-from speechssl2.config import add_config_args, load_config, save_config
+from speechssl2.cli import parse_stage
+from speechssl2.config import save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.targets.shards import ShardFiles
 
 
 @dataclass
 class FeatureConfig:
-    kind: Literal["mfcc", "layer"] = "mfcc"
+    kind: Literal["mfcc", "layer"] = "mfcc"  # mfcc (iteration 1) or layer: hidden states of a pre-trained model
     checkpoint: Optional[str] = None  # kind=layer: model given to speechssl2.load_pretrained
     layer: int = 6  # kind=layer: index into hidden_states (0 = projected conv features)
-    dtype: Literal["float16", "float32"] = "float32"
+    dtype: Literal["float16", "float32"] = "float32"  # dtype of the dumped features on disk
     device: str = "cpu"  # kind=layer: where the upstream runs
     sample_rate: int = 16000  # cuts at another rate are resampled on the fly
 
 
 @dataclass
 class ShardConfig:
-    nshard: int = 1
+    nshard: int = 1  # feature shards (one per parallel job)
     rank: Optional[int] = None  # None: every shard in this process
 
 
 @dataclass
 class KMeansConfig:
-    n_clusters: int = 100
+    n_clusters: int = 100  # codebook size: the number of distinct labels
     max_frames: int = 1_000_000  # cap on the training sample
     percent: float = 1.0  # fraction of all dumped frames to sample (before the cap)
-    niter: int = 20
-    nredo: int = 1
-    seed: int = 0
+    niter: int = 20  # k-means iterations (faiss)
+    nredo: int = 1  # k-means restarts; the run with the lowest inertia is kept
+    seed: int = 0  # seeds the frame sample and the k-means initialisation
 
 
 @dataclass
 class LabelConfig:
-    field: str = "hubert_labels"
+    field: str = "hubert_labels"  # custom cut field the labels are stored in
     name: Optional[str] = None  # manifest cuts_<name>.jsonl.gz; default hubert_iter<k>
     manifest: Optional[str] = None  # explicit output path instead
 
@@ -74,10 +74,10 @@ class PnmiConfig:
 
 @dataclass
 class TargetsConfig:
-    cuts: str
-    exp_dir: str
-    iteration: int = 1
-    tag: Optional[str] = None
+    cuts: str  # cut manifest whose audio is featurized and labelled
+    exp_dir: str  # features, k-means, labels, logs and reports go under it
+    iteration: int = 1  # HuBERT iteration: names the feats_iter<k> / kmeans_iter<k> folders
+    tag: Optional[str] = None  # name of the set in paths; default: the folder holding cuts
     features: FeatureConfig = field(default_factory=FeatureConfig)
     shard: ShardConfig = field(default_factory=ShardConfig)
     kmeans: KMeansConfig = field(default_factory=KMeansConfig)
@@ -125,10 +125,7 @@ class TargetsConfig:
 
 def load_stage_config(stage: str, description: str, argv: Optional[List[str]] = None) -> TargetsConfig:
     """Parse ``--config/--set``, start logging to ``<exp_dir>/log/``, save the resolved config."""
-    parser = argparse.ArgumentParser(prog=f"python -m speechssl2.bin.{stage}", description=description)
-    add_config_args(parser)
-    args = parser.parse_args(argv)
-    cfg = load_config(TargetsConfig, args.config, args.overrides)
+    cfg, _ = parse_stage(TargetsConfig, description, argv, stage=stage)
     ranks = "all" if cfg.shard.rank is None else str(cfg.shard.rank)
     name = f"{stage}_iter{cfg.iteration}_{cfg.set_tag}_{ranks}"
     setup_logging(Path(cfg.exp_dir) / "log" / f"{name}.log")

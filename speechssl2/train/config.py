@@ -20,39 +20,39 @@ class DataConfig:
     valid: Optional[str] = None  # manifest for validation; None = no validation
     max_duration: float = 200.0  # seconds of audio per GPU per micro-batch
     features: str = "wave"  # frontend input the loader produces (see speechssl2.data.loader)
-    sample_rate: int = 16000
-    num_buckets: int = 10
-    num_workers: int = 2
+    sample_rate: int = 16000  # audio is resampled to this rate on loading
+    num_buckets: int = 10  # duration buckets of the sampler (similar lengths batched together)
+    num_workers: int = 2  # DataLoader worker processes per GPU
     label_field: Optional[str] = None  # custom cut field holding frame/token targets
     mixing: Optional[Dict[str, Any]] = None  # batch transform spec (WavLM denoising), passed through
 
 
 @dataclass
 class OptimConfig:
-    name: Literal["adam", "adamw"] = "adamw"
+    name: Literal["adam", "adamw"] = "adamw"  # optimizer; adamw decouples the weight decay
     lr: float = 5e-4  # peak learning rate; the scheduler gives a multiplier of it
-    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])
-    eps: float = 1e-6
-    weight_decay: float = 0.01
+    betas: List[float] = field(default_factory=lambda: [0.9, 0.98])  # Adam moment decay rates
+    eps: float = 1e-6  # Adam denominator epsilon
+    weight_decay: float = 0.01  # weight decay factor
 
 
 @dataclass
 class TrainerConfig:
     """What the loop does per update; no model or data knobs live here."""
 
-    max_updates: int = 1000
+    max_updates: int = 1000  # optimizer updates to train for
     target_batch_seconds: Optional[float] = None  # audio seconds per update; None = no accumulation
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16 / fp16: mixed-precision autocast
     fp16_init_scale: float = 128.0  # first loss scale of the fp16 grad scaler (fairseq's default)
     clip_norm: float = 0.0  # 0 = no clipping (the norm is still measured and logged)
-    log_every: int = 50
-    valid_every: int = 1000
+    log_every: int = 50  # updates between training log lines
+    valid_every: int = 1000  # updates between validations
     save_every: int = 1000  # writes checkpoint_<updates>.pt and refreshes checkpoint_last.pt
     keep_last: Optional[int] = None  # numbered checkpoints to keep; None = keep all
     max_bad_steps: int = 10  # stop after this many consecutive non-finite steps
-    seed: int = 1
+    seed: int = 1  # seeds the initial weights, batch order and masking
     best_metric: str = "loss"  # a validation loss, term or metric name
-    best_mode: Literal["min", "max"] = "min"
+    best_mode: Literal["min", "max"] = "min"  # whether a lower or a higher best_metric is better (checkpoint_best.pt)
     find_unused_parameters: bool = False  # DDP: set when some parameters get no gradient (freezing)
     resume: Literal["auto", "never"] = "auto"  # auto: continue checkpoint_last.pt if it is this run's; never: replace it
 
@@ -62,9 +62,9 @@ class TrainConfig:
     model: Dict[str, Any] = field(default_factory=dict)  # MODELS spec: {"name": key, ...}
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
-    scheduler: Dict[str, Any] = field(default_factory=lambda: {"name": "constant"})
+    scheduler: Dict[str, Any] = field(default_factory=lambda: {"name": "constant"})  # SCHEDULERS spec: lr multiplier
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    exp_dir: str = "exp/train"
+    exp_dir: str = "exp/train"  # checkpoints, train.log, config.yaml and tensorboard/ go here
 
 
 def validate(cfg: TrainConfig) -> None:

@@ -7,6 +7,7 @@ from lhotse import CutSet, Recording, RecordingSet, SupervisionSegment, Supervis
 
 from finetune_helpers import CHARS, DIGITS
 from speechssl2.bin import finetune
+from speechssl2.config import ConfigError
 from speechssl2.registry import MODELS
 from speechssl2.train.build import seed_everything
 
@@ -48,5 +49,5 @@ def test_finetune_cli_trains_head_first_then_transformer(fsdd_dir, tmp_path):
 
 
 def test_finetune_cli_refuses_a_pretraining_model(tmp_path):
-    with pytest.raises(SystemExit):
+    with pytest.raises(ConfigError, match="model.name 'ssl' is not a fine-tuning model; choose one of ctc, transducer"):
         finetune.main(["--set", "model.name=ssl", "--set", f"exp_dir={tmp_path}"])
