@@ -1,16 +1,31 @@
 #!/usr/bin/env bash
 # Kaldi-style option parsing, sourced by recipes after they define their defaults:
-#   stage=0; nj=4; . utils/parse_options.sh
+#   stage=0     # first stage to run
+#   nj=4        # parallel jobs
+#   . utils/parse_options.sh
 # Any variable already defined in the calling script can be set with --name value or
-# --name=value (dashes in the name map to underscores). --help prints the variables.
-# Remaining positional arguments are left in "$@".
+# --name=value (dashes in the name map to underscores). --help lists the options: the
+# variables assigned above the line that sources this file, each with the trailing
+# comment of its line as help. Remaining positional arguments are left in "$@".
+
+_po_script=${BASH_SOURCE[1]:-$0}
+[ -r "$_po_script" ] || _po_script=${_po_script##*/}  # the caller cd'ed into its own directory
+_po_line=${BASH_LINENO[0]}  # where the caller sources this file: its options are above
 
 _po_help() {
+  local line name help
+  local -A seen=()
   echo "Usage: $0 [--option value ...] [args]"
-  echo "Options (current value):"
-  grep -oE '^[a-z_][a-z0-9_]*=' "$0" | tr -d '=' | sort -u | while read -r v; do
-    printf '  --%s (%s)\n' "$v" "${!v-}"
-  done
+  echo "Options (current value): help"
+  while IFS= read -r line; do
+    [[ $line =~ ^([a-z_][a-z0-9_]*)= ]] || continue
+    name=${BASH_REMATCH[1]}
+    [ -z "${seen[$name]-}" ] || continue
+    seen[$name]=1
+    help=${line#*[[:space:]]#}  # the comment starts at the first " #" of the line
+    [ "$help" = "$line" ] && help=""
+    printf '  --%s (%s): %s\n' "$name" "${!name-}" "${help#"${help%%[![:space:]]*}"}"
+  done < <(head -n "$((_po_line - 1))" "$_po_script")
 }
 
 while [ $# -gt 0 ]; do
@@ -30,5 +45,5 @@ while [ $# -gt 0 ]; do
   fi
   printf -v "$_po_name" '%s' "$_po_value"
 done
-unset _po_name _po_value
+unset _po_name _po_value _po_script _po_line
 true

@@ -20,15 +20,15 @@ set -euo pipefail
 . ./path.sh
 . ./cmd.sh
 
-stage=1
-stop_stage=100
-work_dir=.
-conf=conf
+stage=1                     # first stage to run
+stop_stage=100              # last stage to run
+work_dir=.                  # data/ and exp/ are read and written here
+conf=conf                   # configuration directory
 pretrain_set=pool           # unlabeled set for pre-training
 train_set=en_train          # labeled set for fine-tuning
-dev_set=en_dev
-test_sets=en_test
-labeled_sets="en_train en_dev en_test"
+dev_set=en_dev              # validation set of fine-tuning (picks checkpoint_best.pt)
+test_sets=en_test           # sets decoded in stage 6
+labeled_sets="en_train en_dev en_test"  # sets validated against the tokenizer in stage 1
 pretrain_model=hubert       # conf/pretrain_<model>.yaml
 token_type=char             # conf/tokenizer_<token_type>.yaml: char or bpe
 hubert_iter=1               # HuBERT target iteration (1: MFCC; 2: layer features of the iteration-1 model)

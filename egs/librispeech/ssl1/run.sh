@@ -27,15 +27,15 @@ cd "$(dirname "$0")"
 . ./path.sh
 . ./cmd.sh
 
-stage=0
-stop_stage=100
+stage=0                       # first stage to run (-1 downloads the corpus)
+stop_stage=100                # last stage to run
 corpus_dir=corpora            # holds LibriSpeech/, librispeech_finetuning/, lm/
 work_dir=.                    # data/ and exp/ are written here
 pretrain_model=hubert_base_iter1  # conf/pretrain_<model>.yaml
-pretrain_set=train_960
+pretrain_set=train_960        # unlabeled set for pre-training and its HuBERT targets
 finetune_set=10h              # conf/finetune_ctc_<set>.yaml: 10min 1h 10h 100h 960h 10h_hubert
 targets_iter=auto             # auto: from pretrain_model (see below)
-test_sets="dev_clean dev_other test_clean test_other"
+test_sets="dev_clean dev_other test_clean test_other"  # sets decoded in stage 6
 . utils/parse_options.sh
 
 conf=$(pwd)/conf
