@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
@@ -78,8 +79,14 @@ def merge_parts(cuts: Sequence[Cut], parts: List[Path], out: Path) -> CutSet:
 
 
 def write_manifest_atomic(cuts: CutSet, path: Path) -> None:
-    """``cuts.to_file`` under a temporary name with the same suffixes, then rename."""
+    """``cuts.to_file`` under a temporary name with the same suffixes, then rename.
+
+    The temporary name is this writer's own (random): the last two shard jobs to finish may
+    both find every shard labelled and merge at the same time; each renames a whole file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial.{path.name}")
-    cuts.to_file(tmp)
-    os.replace(tmp, path)
+    tmp = path.with_name(f".partial.{uuid.uuid4().hex}.{path.name}")
+    try:
+        cuts.to_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -24,6 +24,7 @@ work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
 hubert_iter=1         # HuBERT targets: 1 = MFCC k-means; 2 = k-means on a layer of exp/pretrain_<model>
+nj=2                  # parallel jobs for feature/label dumping (stage 2; cmd.sh says where they run)
 conf=conf             # configuration directory (a copy with other settings works too)
 probe_upstreams=""    # stage 8: YAML entries replacing conf/probe.yaml's upstreams ("" = keep them)
 mini_upstreams="scratch wav2vec2 hubert wavlm"  # scratch = hubert_tiny from random init
@@ -46,7 +47,7 @@ fi
 
 if [ "$stop_stage" -ge 1 ]; then
   ./ssl.sh --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
-    --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type" --hubert_iter "$hubert_iter" --pretrain_set train --train_set train --dev_set test --test_sets test --labeled_sets "train test" --pnmi true \
+    --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type" --hubert_iter "$hubert_iter" --nj "$nj" --pretrain_set train --train_set train --dev_set test --test_sets test --labeled_sets "train test" --pnmi true \
     --decode_checkpoint checkpoint_last.pt  # FSDD has no dev split: test only monitors
 fi
 
