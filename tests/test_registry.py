@@ -72,5 +72,7 @@ def test_bin_list_shows_every_family_with_its_keys(capsys):
     for family in ("frontends", "encoders", "quantizers", "objectives", "heads", "losses", "tokenizers", "corpora"):
         assert FAMILIES[family].keys(), f"{family}: nothing registered"
         assert lines[family].split(", ") == FAMILIES[family].keys()
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         list_bin.main(["no_such_family"])
+    assert exit_info.value.code == 2  # argparse's usage error
+    assert f"error: unknown family 'no_such_family'; valid: {', '.join(sorted(FAMILIES))}" in capsys.readouterr().err

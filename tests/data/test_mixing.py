@@ -5,6 +5,7 @@ import soundfile as sf
 import torch
 
 from speechssl2.data.mixing import UtteranceMixer
+from speechssl2.registry import RegistryError
 
 
 def _batch(seed=0, batch=6, max_len=8000):
@@ -125,7 +126,7 @@ def test_bad_configs_raise(tmp_path):
         UtteranceMixer(noise_dir=str(tmp_path))
     with pytest.raises(ValueError, match="must be in"):
         UtteranceMixer(prob=1.5)
-    with pytest.raises(Exception, match="unknown argument 'snr'"):
+    with pytest.raises(RegistryError, match="unknown argument 'snr'"):
         UtteranceMixer.from_config({"snr": [-5, 5]})
     with pytest.raises(ValueError, match=r"waveforms \(B, S\)"):
         UtteranceMixer()({"audio": torch.zeros(2, 10, 80), "audio_lens": torch.tensor([10, 10])})

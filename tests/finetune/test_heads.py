@@ -1,6 +1,7 @@
 """Registered heads and losses: the CTC and RNN-T criteria against direct computations."""
 import math
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -32,6 +33,21 @@ def test_rnnt_loss_of_a_one_frame_one_token_case_is_its_single_path():
     assert math.isclose(loss.item(), expected.item(), rel_tol=1e-5)
 
 
-def test_linear_head_maps_features_to_the_vocabulary():
-    head = HEADS.build({"name": "linear", "dropout": 0.5}, in_dim=8, out_dim=5)
-    assert head(torch.randn(2, 3, 8)).shape == (2, 3, 5)
+def test_linear_head_is_x_times_w_plus_b_and_its_ctc_loss_is_f_ctc_loss_on_those_logits():
+    torch.manual_seed(0)
+    head = HEADS.build({"name": "linear", "dropout": 0.5}, in_dim=8, out_dim=5).eval()  # eval: no dropout
+    x = torch.randn(2, 6, 8)  # (B, T, D)
+    w, b = head.proj.weight, head.proj.bias  # (V, D), (V,)
+    by_hand = torch.einsum("btd,vd->btv", x, w) + b  # (B, T, V)
+    logits = head(x)
+    assert logits.shape == (2, 6, 5)
+    torch.testing.assert_close(logits, by_hand)
+    lengths, targets, target_lens = torch.tensor([6, 4]), torch.tensor([[1, 2, 3], [4, 4, 0]]), torch.tensor([3, 2])
+    loss = LOSSES.build({"name": "ctc"})(logits.log_softmax(-1), lengths, targets, target_lens)
+    expected = F.ctc_loss(by_hand.log_softmax(-1).transpose(0, 1), targets, lengths, target_lens, reduction="sum") / 2
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+    head.train()
+    torch.manual_seed(1)
+    dropped = head(x)
+    torch.manual_seed(1)  # the same draw: dropout 0.5 on the input, then the projection
+    torch.testing.assert_close(dropped, F.linear(F.dropout(x, 0.5, training=True), w, b))

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torchaudio.functional import rnnt_loss
 
 from finetune_helpers import CHARS, NO_MASKS, fsdd_batch, overfit
+from speechssl2.finetune.tokenizer import BLANK, encode_batch
 from speechssl2.finetune.transducer import Joiner, ProjectionBlock
-from speechssl2.registry import MODELS
+from speechssl2.registry import LOSSES, MODELS
 
 
 def reference_rnnt_nll(logits: torch.Tensor, targets: list, frames: int) -> torch.Tensor:
@@ -45,6 +47,50 @@ def test_rnnt_loss_and_gradient_match_a_float64_reference():
     (ref_grad,) = torch.autograd.grad(ref, logits)
     assert abs(float(ours.detach()) - float(ref.detach())) < 1e-4
     torch.testing.assert_close(grad, ref_grad, atol=1e-5, rtol=1e-4)
+
+
+def test_registered_rnnt_loss_is_the_reference_mean_over_utterances():
+    """Our criterion (not torchaudio called directly): B=2, T=3, U=2, V=4 with padding in both axes."""
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 3, 4)  # (B, T, U + 1, V) float32, as the model passes them
+    frames, targets = [3, 2], [[1, 3], [2]]
+    loss = LOSSES.build({"name": "rnnt"})(logits, torch.tensor(frames), torch.tensor([[1, 3], [2, 0]]),
+                                          torch.tensor([2, 1]))
+    ref = sum(reference_rnnt_nll(logits[b, : frames[b], : len(targets[b]) + 1].double(), targets[b], frames[b])
+              for b in range(2)) / 2
+    assert abs(loss.item() - ref.item()) < 1e-5, (loss.item(), ref.item())
+
+
+def test_transducer_model_loss_is_the_reference_on_its_own_logits():
+    """TransducerModel.forward: rnnt term = reference on the joiner's logits, ctc term = F.ctc_loss on
+    the CTC head's logits, loss = rnnt + ctc_weight * ctc (eval mode: no dropout, no masks)."""
+    torch.manual_seed(0)
+    model = MODELS.build({
+        "name": "transducer", "tokenizer": CHARS, "joint_dim": 16, "projection": True, "ctc_weight": 0.3,
+        "encoder": {"upstream": {"name": "wav2vec2_tiny"}, **NO_MASKS},
+        "predictor": {"embed_dim": 8, "hidden_dim": 16},
+    }).eval()
+    audio, audio_lens = 0.1 * torch.randn(2, 3200), torch.tensor([3200, 2400])  # 0.2 s and 0.15 s
+    batch = {"audio": audio, "audio_lens": audio_lens, "text": ["three", "one"], "ids": ["a", "b"]}
+    with torch.no_grad():
+        out = model(batch)
+        x, lengths = model.encode(audio, audio_lens)  # (B, T, D), (B,)
+        targets, target_lens = encode_batch(model.tokenizer, batch["text"], batch["ids"])
+        sos = torch.full((2, 1), BLANK, dtype=torch.long)
+        pred, _ = model.predictor(torch.cat([sos, targets], dim=1))  # (B, U + 1, H)
+        rnnt_ref = ctc_ref = 0.0
+        for b in range(2):
+            t, u = int(lengths[b]), int(target_lens[b])
+            seq = targets[b, :u].tolist()
+            logits = model.joiner(x[b : b + 1, :t], pred[b : b + 1, : u + 1])[0].double()  # (T, U + 1, V)
+            rnnt_ref += reference_rnnt_nll(logits, seq, t).item() / 2
+            head = model.ctc_head.proj
+            log_probs = F.linear(x[b, :t], head.weight, head.bias).double().log_softmax(-1)  # (T, V)
+            ctc_ref += F.ctc_loss(log_probs, torch.tensor(seq), [t], [u], reduction="sum").item() / 2
+    assert lengths.tolist() == [9, 7] and target_lens[1] < target_lens[0]  # both padded axes exercised
+    assert out.terms["rnnt"].item() == pytest.approx(rnnt_ref, rel=1e-5)
+    assert out.terms["ctc"].item() == pytest.approx(ctc_ref, rel=1e-5)
+    assert out.loss.item() == pytest.approx(rnnt_ref + 0.3 * ctc_ref, rel=1e-5)
 
 
 def test_joiner_and_reference_loss_pass_gradcheck_in_float64():

@@ -1,4 +1,4 @@
-"""Real-audio fixtures for the objective tests: a fixed FSDD subset at 16 kHz, MFCC k-means labels."""
+"""Real-audio fixtures for the objective tests: a fixed FSDD subset at 16 kHz, padded batches and targets."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,6 @@ from typing import Dict, List
 
 import soundfile as sf
 import torch
-import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as AF
 
 
@@ -27,31 +26,6 @@ def pad_batch(waves: List[torch.Tensor]) -> Dict[str, object]:
         audio[i, : w.numel()] = w
     return {"audio": audio, "audio_lens": lengths, "sample_rate": 16000,
             "padding_mask": torch.arange(audio.shape[1])[None, :] >= lengths[:, None]}
-
-
-def mfcc_frames(wave: torch.Tensor) -> torch.Tensor:
-    """(S,) -> (T, 39) MFCC + deltas on the conv frame grid (25 ms window, 20 ms hop, no edge padding)."""
-    mfcc = kaldi.mfcc(wave[None] * 32768, sample_frequency=16000, frame_length=25.0, frame_shift=20.0,
-                      snip_edges=True, dither=0.0)  # (T, 13)
-    d1 = AF.compute_deltas(mfcc.T).T
-    d2 = AF.compute_deltas(d1.T).T
-    return torch.cat([mfcc, d1, d2], dim=1)
-
-
-def kmeans_labels(feats: List[torch.Tensor], k: int, iters: int = 20) -> List[torch.Tensor]:
-    """Plain Lloyd k-means on standardized frames; returns one (T_i,) label tensor per utterance."""
-    data = torch.cat(feats)
-    mean, std = data.mean(0), data.std(0) + 1e-5
-    data = (data - mean) / std
-    gen = torch.Generator().manual_seed(0)
-    centers = data[torch.randperm(len(data), generator=gen)[:k]].clone()
-    for _ in range(iters):
-        assign = torch.cdist(data, centers).argmin(1)
-        for c in range(k):
-            if (assign == c).any():
-                centers[c] = data[assign == c].mean(0)
-    labels = torch.cdist(data, centers).argmin(1)
-    return list(labels.split([len(f) for f in feats]))
 
 
 def pad_targets(labels: List[torch.Tensor]) -> Dict[str, torch.Tensor]:

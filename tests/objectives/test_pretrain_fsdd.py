@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from speechssl2.data.mixing import UtteranceMixer
 from speechssl2.registry import MODELS
-from ssl_helpers import kmeans_labels, load_fsdd, mfcc_frames, pad_batch, pad_targets
+from speechssl2.targets.features import MfccFeatures
+from speechssl2.targets.kmeans import NearestCentroid, train_kmeans
+from ssl_helpers import load_fsdd, pad_batch, pad_targets
 
 SPEAKERS = ["george", "jackson", "nicolas", "theo"]
 STEPS, WINDOW = 40, 8
@@ -23,10 +26,21 @@ def _batches(fsdd_dir):
     waves = [w[:8000] for w in waves]  # first 0.5 s: keeps each run short on 2 shared cores
     halves = [waves[:10], waves[10:]]
     batches = [pad_batch(h) for h in halves]
-    labels = kmeans_labels([mfcc_frames(w) for w in waves], k=12)
+    labels = _kmeans_labels(waves, k=12)
     for batch, part in zip(batches, [labels[:10], labels[10:]]):
         batch.update(pad_targets(part))
     return batches
+
+
+def _kmeans_labels(waves, k):
+    """HuBERT iteration-1 targets as the package makes them: 39-dim MFCC on the conv frame grid,
+    faiss k-means (the targets config's defaults: 20 iterations, 1 run, seed 0), nearest centroid."""
+    feats = [MfccFeatures()(w).numpy() for w in waves]  # (T_i, 39) each
+    km = train_kmeans(np.concatenate(feats), k, niter=20, nredo=1, seed=0)
+    labeler = NearestCentroid(km.centroids)
+    labels = [torch.from_numpy(labeler(f)) for f in feats]  # (T_i,) each
+    assert torch.cat(labels).unique().numel() == k  # every cluster labels some frame: targets to learn
+    return labels
 
 
 def _train(model, batches, keys, transform=None, steps=STEPS, window=WINDOW):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from speechssl2.models.functional import padding_mask
-from speechssl2.registry import MODELS
+from speechssl2.registry import MODELS, RegistryError
 
 W2V = {"name": "wav2vec2", "final_dim": 16, "num_negatives": 5, "quantizer": {"num_vars": 8, "codebook_dim": 16}}
 
@@ -98,5 +98,5 @@ def test_bad_model_configs_raise():
         _model([{"name": "hubert", "num_classes": 6}, {"name": "hubert", "num_classes": 6}])
     with pytest.raises(ValueError, match="empty"):
         _model([])
-    with pytest.raises(Exception, match="unknown objectives key 'hubbert'"):
+    with pytest.raises(RegistryError, match="unknown objectives key 'hubbert'"):
         _model([{"name": "hubbert"}])

@@ -195,13 +195,33 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def _train(batches, seed, **objective):
-    """First- and last-window means of the MLM loss, its accuracy and the quantizer's code perplexity."""
+RECIPE_CONF = REPO / "egs" / "fsdd" / "ssl1" / "conf" / "pretrain_w2v_bert.yaml"
+SEEDS = range(6)
+COLLAPSED = 8.0  # code perplexity below 8 of the V = 64 codes: the codes have collapsed (both arms)
+_RUNS = {}  # (seed, objective overrides) -> _train result: the ablation arm serves two tests
+
+
+@pytest.fixture(scope="module")
+def batches(fsdd_dir):
+    return _batches(fsdd_dir)
+
+
+def _recipe_model():
+    """The model section of the FSDD recipe's w2v-BERT config (w2v_bert_tiny, V = 64, diversity 0.1)."""
+    return load_config(TrainConfig, RECIPE_CONF).model
+
+
+def _train(batches, seed, **overrides):
+    """The recipe's model with ``overrides`` on its objective, 60 Adam steps: first- and last-window
+    means of the MLM loss, its accuracy and the quantizer's code perplexity."""
+    key = (seed, tuple(sorted(overrides.items())))
+    if key in _RUNS:
+        return _RUNS[key]
+    spec = _recipe_model()
+    (objective,) = spec["objectives"]
+    objective.update(overrides)
     torch.manual_seed(seed)
-    spec = {"name": "w2v_bert", "contrastive_layers": 1, "final_dim": 32, "num_negatives": 20,
-            "quantizer": {"num_vars": 64, "temp_decay": 0.995}, **objective}
-    model = MODELS.build({"name": "ssl", "upstream": {"name": "w2v_bert_tiny"},
-                          "masking": {"prob": 0.065, "span": 10}, "objectives": [spec]})
+    model = MODELS.build(spec)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
     history = []
     for step in range(STEPS):
@@ -214,41 +234,71 @@ def _train(batches, seed, **objective):
                         out.metrics["w2v_bert/code_ppl"]))
     mean = lambda rows, i: sum(r[i] for r in rows) / len(rows)  # noqa: E731
     first, last = history[:WINDOW], history[-WINDOW:]
-    return {k: (mean(first, i), mean(last, i)) for i, k in enumerate(("mlm", "mlm_acc", "ppl"))}
+    _RUNS[key] = {k: (mean(first, i), mean(last, i)) for i, k in enumerate(("mlm", "mlm_acc", "ppl"))}
+    print(seed, overrides, {k: f"{a:.3f} -> {b:.3f}" for k, (a, b) in _RUNS[key].items()})
+    return _RUNS[key]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 2, 3])
-def test_contrastive_module_prevents_code_collapse(fsdd_dir, one_thread, seed):
-    """The w2v-BERT ablation, fair: both arms predict integer token IDs (no gradient into the
-    quantizer, as in the paper); only the contrastive module differs. Tiny preset, FSDD, V=64,
-    60 Adam steps, seeds 0, 2, 3 (~25 s CPU in all).
+@pytest.mark.parametrize("seed", SEEDS)
+def test_without_the_contrastive_module_the_codes_collapse(batches, one_thread, seed):
+    """The paper's ablation (``contrastive: false``): both arms of the tests below predict integer
+    token IDs (no gradient into the quantizer, as in the paper); only the contrastive module differs.
+    Tiny preset, FSDD, V=64, 60 Adam steps (7-15 s a run on one core; the three tests make 18 runs).
 
-    Without it (``contrastive: false``) the codes collapse early: within ~25 steps the quantizer
-    uses 2-5 of its 64 codes and L_m falls far below ln 64 while its accuracy rises (the MLM
-    predicts the few codes left; the quantizer gets no gradient, the shared frontend drifts its
-    input into few cells). L_m does not reach 0 with integer targets: that takes
-    ``target_grad: true``. Measured here: code perplexity 16.3 -> 3.6, 3.0 -> 2.1, 7.0 -> 3.9.
-
-    Limitation: the tested contrastive module uses diversity_weight 1.0, not the paper's 0.1
-    (L_c = L_w + 0.1 L_d). Measured over 100 steps, seeds 0-5: with 0.1, seeds 0, 1, 4, 5 keep
-    perplexity 26-45 but seeds 2 and 3 collapse further than without the module (perplexity
-    ~1.5 and 1.1, L_m 0.4 and 0.05): once codes collapse every distractor equals its positive and
-    is masked out (as in wav2vec 2.0), so L_w goes to 0 with them. 0.3 and 0.5 still lose seed
-    2; 1.0 keeps all six at ~55. The diversity term does the work: with L_w switched off,
-    0.1 L_d alone kept seeds 0, 1, 3 diverse (49-56) and 1.0 L_d alone seeds 0, 2, 4, 5, while
-    L_w's accuracy never rose above its starting ~0.1 in these short runs. So this shows that
-    L_c prevents the collapse through L_d, not that the contrastive task does, and the kept
-    tokens are still unpredictable this early (L_m ~ ln 64). With ``target_grad: true`` both
-    arms collapse fully (one code, L_m ~0.002) at diversity weight 0.1 and 1.0; 5.0 prevented
-    it for seeds 0 and 2.
+    Without L_c the codes collapse early: within ~25 steps the quantizer uses 2-5 of its 64 codes
+    and L_m falls far below ln 64 while its accuracy rises (the MLM predicts the few codes left; the
+    quantizer gets no gradient, the shared frontend drifts its input into few cells). L_m does not
+    reach 0 with integer targets: that takes ``target_grad: true``. Measured, seeds 0-5: code
+    perplexity 16.3 -> 3.6, 7.8 -> 2.2, 3.0 -> 2.1, 7.0 -> 3.9, 8.8 -> 4.9, 11.1 -> 2.6.
     """
-    batches = _batches(fsdd_dir)
-    kept = _train(batches, seed, diversity_weight=1.0)
     alone = _train(batches, seed, contrastive=False)
-    for name, run in (("contrastive module", kept), ("mlm only", alone)):
-        print(seed, name, {k: f"{a:.3f} -> {b:.3f}" for k, (a, b) in run.items()})
     chance = math.log(64)
-    assert alone["ppl"][1] < 8.0 and alone["mlm"][1] < chance - 2.0 and alone["mlm_acc"][1] > 0.3
+    assert alone["ppl"][1] < COLLAPSED and alone["mlm"][1] < chance - 2.0 and alone["mlm_acc"][1] > 0.3
+
+
+# Measured with the recipe's diversity weight 0.1 (60 steps, last-window code perplexity with the
+# contrastive module vs without it): seed 2 1.61 vs 2.09, seed 3 1.07 vs 3.90 (seed 3: L_m 0.07,
+# accuracy 0.99, one code left). Once the codes collapse every distractor equals its positive and is
+# masked out (as in wav2vec 2.0), so L_w goes to 0 with them and no longer resists. Weights 0.3 and
+# 0.5, tried on seeds 2 and 3, still lose seed 2 (2.54 and 2.14); 1.0 keeps all six (test below).
+RECIPE_WEIGHT_COLLAPSES = {
+    2: "measured: codes collapse with L_c at diversity weight 0.1 (perplexity 1.61, ablation 2.09)",
+    3: "measured: codes collapse with L_c at diversity weight 0.1 (perplexity 1.07, ablation 3.90)",
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [
+    pytest.param(seed, marks=pytest.mark.xfail(strict=True, reason=RECIPE_WEIGHT_COLLAPSES[seed]))
+    if seed in RECIPE_WEIGHT_COLLAPSES else seed for seed in SEEDS])
+def test_contrastive_module_at_the_recipe_diversity_weight_prevents_collapse(batches, one_thread, seed):
+    """The claim at the recipe's (and the paper's) weight: L_c = L_w + 0.1 L_d keeps the code
+    perplexity out of the collapsed range and far above the ablation's. It does NOT hold for every
+    seed: seeds 2 and 3 are expected failures (strict: they fail this run if they start passing),
+    see RECIPE_WEIGHT_COLLAPSES. Measured on the others: 24.3, 12.4, 24.1, 39.1 (seeds 0, 1, 4, 5)
+    against 3.6, 2.2, 4.9, 2.6 without the module; L_m 3.4, 2.7, 3.4, 3.9 (below ln 64 = 4.16: the
+    kept codes are partly predictable already).
+    """
+    (objective,) = _recipe_model()["objectives"]
+    assert objective["diversity_weight"] == 0.1
+    kept, alone = _train(batches, seed), _train(batches, seed, contrastive=False)
+    assert kept["ppl"][1] >= COLLAPSED and kept["ppl"][1] > 4 * alone["ppl"][1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SEEDS)
+def test_contrastive_module_at_diversity_weight_1_keeps_every_seed_diverse(batches, one_thread, seed):
+    """Why weight 1.0 as well: it is the smallest tried (0.1 on seeds 0-5, 0.3 and 0.5 on seeds 2
+    and 3, 1.0) that keeps all six seeds diverse: the setting where the module prevents the
+    collapse without exception.
+    Measured: perplexity ~51-54 for every seed, L_m stays at ~ln 64 (the codes are near uniform and
+    not yet predictable). Earlier 100-step runs (not repeated by this test) found that the
+    diversity term does the work, not the contrastive task: with L_w switched off, 1.0 L_d alone
+    kept seeds 0, 2, 4, 5 diverse, while L_w's accuracy never rose above its starting ~0.1; and
+    with ``target_grad: true`` both arms collapsed fully (one code, L_m ~0.002) at 0.1 and 1.0.
+    """
+    kept, alone = _train(batches, seed, diversity_weight=1.0), _train(batches, seed, contrastive=False)
+    chance = math.log(64)
     assert kept["ppl"][1] > 30.0 and kept["mlm"][1] > chance - 0.5
     assert kept["ppl"][1] > 4 * alone["ppl"][1]

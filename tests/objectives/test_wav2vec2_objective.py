@@ -1,4 +1,6 @@
 """wav2vec 2.0 objective: terms against a reference assembled from the pure pieces."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -41,7 +43,27 @@ def test_terms_match_reference():
     assert result.weights == {"contrastive": 1.0, "diversity": 0.1, "feature_pen": 10.0}
     assert result.sample_size == int(mask.sum())
     assert set(result.metrics) == {"acc_masked", "code_ppl", "prob_ppl", "temperature"}
-    assert 1.0 <= result.metrics["code_ppl"] <= 20.0
+
+
+def _perplexity_by_hand(dist: torch.Tensor) -> float:
+    """sum_g exp(-sum_v p log p) of a (G, V) table of code probabilities averaged over frames."""
+    return sum(math.exp(-sum(p * math.log(p) for p in row if p > 0)) for row in dist.tolist())
+
+
+def test_code_and_prob_perplexity_metrics_match_a_hand_computation():
+    """G=2, V=10 over the 22 masked frames of ``_setup``: hard code counts and mean softmax, by hand."""
+    obj, out, mask = _setup()
+    obj.eval()  # argmax codes
+    result = obj(out, mask, {})
+    with torch.no_grad():
+        logits = obj.quantizer.weight_proj(out.features[mask]).view(-1, 2, 10)  # (N, G, V)
+    n = logits.shape[0]
+    counts = torch.stack([torch.bincount(logits[:, g].argmax(-1), minlength=10) for g in range(2)])  # (G, V)
+    hard = _perplexity_by_hand(counts.double() / n)
+    soft = _perplexity_by_hand(logits.double().softmax(-1).mean(0))
+    assert n == int(mask.sum()) == 22 and int((counts > 0).sum()) >= 4  # several codes in use, not 1 or 2
+    assert result.metrics["code_ppl"] == pytest.approx(hard, rel=1e-5)
+    assert result.metrics["prob_ppl"] == pytest.approx(soft, rel=1e-5)
 
 
 def test_gradients_reach_context_features_and_quantizer():

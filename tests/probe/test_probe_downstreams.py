@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from speechssl2.probe.downstreams import CTCRecognizer, UtteranceClassifier, masked_mean
 from speechssl2.registry import DOWNSTREAMS, RegistryError
@@ -58,3 +59,35 @@ def test_losses_are_finite_and_unknown_classes_are_named():
     assert torch.isfinite(asr.loss(x, lengths, ["one", "two"], ["u1", "u2"]))
     with pytest.raises(ValueError, match="utterance 'u2': cannot tokenize"):
         asr.loss(x, lengths, ["one", "nine"], ["u1", "u2"])
+
+
+def test_classifier_loss_is_cross_entropy_of_hand_computed_logits():
+    torch.manual_seed(0)
+    clf = UtteranceClassifier(4, ["a", "b", "c"], hidden_dim=5).eval()  # eval: no dropout
+    x, lengths = torch.randn(2, 7, 4), torch.tensor([7, 4])
+    proj, out = clf.frame_proj[0], clf.out
+    logits = []
+    for i in range(2):
+        pooled = torch.relu(x[i, : lengths[i]] @ proj.weight.T + proj.bias).mean(0)  # (H,) over valid frames
+        logits.append(pooled @ out.weight.T + out.bias)  # (C,)
+    expected = F.cross_entropy(torch.stack(logits), torch.tensor([2, 0]))  # "c", "a"
+    loss = clf.loss(x, lengths, ["c", "a"], ["u1", "u2"])
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_ctc_recognizer_loss_is_f_ctc_loss_of_hand_computed_log_probs():
+    """Each utterance through the BiLSTM alone (no packing), the head's Linear by hand, F.ctc_loss
+    summed over utterances and divided by B."""
+    torch.manual_seed(0)
+    asr = CTCRecognizer(4, DIGITS, hidden_dim=6).eval()  # eval: no dropout
+    x, lengths = torch.randn(2, 9, 4), torch.tensor([9, 6])
+    labels = ["three", "one"]
+    proj = asr.out.proj
+    total = 0.0
+    for i, label in enumerate(labels):
+        h, _ = asr.lstm(x[i : i + 1, : lengths[i]])  # (1, T_i, 2H)
+        log_probs = (h[0] @ proj.weight.T + proj.bias).log_softmax(-1)  # (T_i, V)
+        target = torch.tensor([asr.tokenizer.symbols.index(c) for c in [*label, "|"]])  # word, then boundary
+        total += F.ctc_loss(log_probs, target, [int(lengths[i])], [len(target)], reduction="sum")
+    loss = asr.loss(x, lengths, labels, ["u1", "u2"])
+    assert loss.item() == pytest.approx(total.item() / 2, rel=1e-5)

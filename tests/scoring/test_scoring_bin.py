@@ -8,6 +8,7 @@ import pytest
 
 from speechssl2.bin import results as results_bin
 from speechssl2.bin import score as score_bin
+from speechssl2.config import ConfigError
 from speechssl2.scoring.kaldi_text import read_text, write_text
 from speechssl2.scoring.report import score_texts, top_errors
 
@@ -79,7 +80,7 @@ def test_score_cli_writes_summary_alignments_and_result_json(tmp_path: Path):
 
 
 def test_score_cli_requires_ref_and_hyp(tmp_path: Path):
-    with pytest.raises(Exception, match="ref: required field missing"):
+    with pytest.raises(ConfigError, match="^ref: required field missing$"):
         score_bin.main(["--set", f"hyp={tmp_path / 'text'}"])
 
 

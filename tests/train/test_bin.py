@@ -10,7 +10,7 @@ from speechssl2.train.trainer import train
 from train_toys import AudioToy, Killed, KilledAt, ToyLoader, ToyRegressor, ToySampler, make_data, toy_config
 
 
-def test_average_last_n(tmp_path, caplog):
+def test_average_last_n(tmp_path, caplog, capsys):
     torch.manual_seed(0)
     train(toy_config(tmp_path, max_updates=6, save_every=2), ToyRegressor(), ToyLoader(make_data(), ToySampler(12, [4])))
     out = tmp_path / "avg.pt"
@@ -21,8 +21,10 @@ def test_average_last_n(tmp_path, caplog):
     assert avg["num_updates"] == 6 and avg["config"]["optim"]["lr"] == 0.05
     with pytest.raises(ValueError, match="asked for the last 9 numbered checkpoints, found 3"):
         average_checkpoints.main(["--exp-dir", str(tmp_path), "--last", "9", "--out", str(out)])
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         average_checkpoints.main(["--out", str(out)])
+    assert exit_info.value.code == 2  # argparse's usage error
+    assert "error: give either --inputs FILES or --exp-dir DIR --last N" in capsys.readouterr().err
 
 
 @pytest.fixture
@@ -81,7 +83,7 @@ def test_resume_is_exact_with_the_lhotse_loader(fsdd_cuts, tmp_path):
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
     full = run(tmp_path / "full")
-    with pytest.raises(Killed):
+    with pytest.raises(Killed, match="killed at forward call 5$"):
         run(tmp_path / "split", kill_at=5)
     state = ckpt.load_checkpoint(tmp_path / "split" / ckpt.LAST)
     assert state["num_updates"] == 3 and state["sampler"]["diagnostics"]["current_epoch"] == state["epoch"]

@@ -39,7 +39,7 @@ def run(exp_dir, max_updates, make_loader=loader, kill_at=None, **trainer):
 def test_resume_is_bit_exact(tmp_path, make_loader):
     """12 updates in one go == killed after update 6, rerun (resumes from update 5) to 12."""
     full, _ = run(tmp_path / "full", 12, make_loader, target_batch_seconds=4.0, save_every=5)
-    with pytest.raises(Killed):  # 2 micro-batches per update: call 13 is in update 7
+    with pytest.raises(Killed, match="killed at forward call 13$"):  # 2 micro-batches per update: call 13 is in update 7
         run(tmp_path / "split", 12, make_loader, kill_at=13, target_batch_seconds=4.0, save_every=5)
     # Epochs of 3 batches: update 5 ended after batch 1 of epoch 3.
     state = ckpt.load_checkpoint(tmp_path / "split" / ckpt.LAST)
