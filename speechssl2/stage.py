@@ -15,7 +15,9 @@ and SHA-1, and every output file's. A rerun skips only when the config is equal,
 input file has the same content (size and mtime first; the hash when they differ, so a
 ``touch`` alone does not rerun) and every output still exists unchanged. The stamp is
 removed before the work starts and written after it succeeds, so a stage killed half-way
-is never "done". Input hashes are taken before the work starts: an input rewritten while
+is never "done". A ``.started`` record written when the work starts tells the next run
+whether partial outputs come from the same config and inputs (``Stage.resumable``: keep
+and resume them) or from something else (start clean). Input hashes are taken before the work starts: an input rewritten while
 the stage runs makes the next run redo it.
 """
 from __future__ import annotations
@@ -50,11 +52,26 @@ class Stage:
     """The freshness check of one stage run: ``if stage.up_to_date(): return``, work, ``stage.done(files)``."""
 
     def __init__(self, name: str, cfg: Any, stamp: str | os.PathLike, outputs: Sequence[str | os.PathLike],
-                 force: bool = False) -> None:
+                 force: bool = False, unused: Sequence[str] = (),
+                 extra_inputs: Sequence[str | os.PathLike] = ()) -> None:
+        """``outputs``: files or directories the work writes (paths under them are not inputs);
+        ``unused``: dotted config fields this run does not read (e.g. ``lm_dir`` of a greedy
+        decoder), left out of the comparison so that their files changing does not rerun it;
+        ``extra_inputs``: files the stage reads at paths derived from the config rather than
+        named in it (a previous step's output under the same ``exp_dir``)."""
         self.name, self.stamp, self.force = name, Path(stamp), force
+        self.started = self.stamp.with_name(self.stamp.name.removesuffix(".json") + ".started")
+        self.resumable = False  # set by up_to_date: partial outputs are from these very inputs
         self.config = _plain(cfg)
+        for dotted in unused:
+            *parents, key = dotted.split(".")
+            node = self.config
+            for part in parents:
+                node = node[part]
+            node[key] = None
         self.outputs = [Path(p).absolute() for p in outputs]
-        self.inputs = config_inputs(self.config, self.outputs)
+        self.inputs = sorted(set(config_inputs(self.config, self.outputs))
+                             | {str(Path(p).absolute()) for p in extra_inputs})
         self.input_sigs: Dict[str, Dict[str, Sig]] = {}
 
     def up_to_date(self) -> bool:
@@ -66,34 +83,50 @@ class Stage:
                      "delete %s to force", self.name, len(self.inputs), len(old["outputs"]), self.stamp)
             return True
         log.info("[%s] running: %s", self.name, "; ".join(reasons[:5]) + (" ..." if len(reasons) > 5 else ""))
+        self.resumable = not self.force and self._same_run(_read_json(self.started))
         if is_main_process():
             self.stamp.unlink(missing_ok=True)
+            self._ensure_input_sigs()
+            record = {"stage": self.name, "config": self.config, "inputs": self.input_sigs}
+            atomic_write_text(self.started, json.dumps(record, sort_keys=True) + "\n")
         return False
 
     def done(self, outputs: Iterable[str | os.PathLike]) -> None:
         """Record the inputs as they were at the start and the ``outputs`` the work wrote."""
         if not is_main_process():
             return
-        if not self.input_sigs:
-            self.input_sigs = {p: tree_sigs(Path(p)) for p in self.inputs}
+        self._ensure_input_sigs()
         files = {str(f): file_sig(f) for f in expand_outputs(outputs)}
         missing = [f for f, sig in files.items() if sig == ABSENT]
         if missing:
             raise FileNotFoundError(f"[{self.name}] declared output(s) not written: {', '.join(missing)}")
         record = {"stage": self.name, "config": self.config, "inputs": self.input_sigs, "outputs": files}
         atomic_write_text(self.stamp, json.dumps(record, indent=1, sort_keys=True) + "\n")
+        self.started.unlink(missing_ok=True)
 
     def input_digests(self) -> Dict[str, str]:
         """One SHA-1 per input path (over its files' hashes): what a checkpoint remembers."""
-        if not self.input_sigs:
-            self.input_sigs = {p: tree_sigs(Path(p)) for p in self.inputs}
+        self._ensure_input_sigs()
         return {p: digest(files) for p, files in self.input_sigs.items()}
 
+    def _ensure_input_sigs(self) -> None:
+        for path in self.inputs:
+            if path not in self.input_sigs:
+                self.input_sigs[path] = tree_sigs(Path(path))
+
     def _read_stamp(self) -> Dict[str, Any]:
-        try:
-            return json.loads(self.stamp.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+        return _read_json(self.stamp)
+
+    def _same_run(self, started: Dict[str, Any]) -> bool:
+        """An unfinished run of this config on these input contents: its partial outputs may be kept."""
+        if started.get("config") != self.config or set(started.get("inputs", {})) != set(self.inputs):
+            return False
+        for path in self.inputs:
+            recorded = {f: tuple(sig) for f, sig in started["inputs"][path].items()}
+            self.input_sigs[path] = tree_sigs(Path(path), recorded)
+            if {f: sig[::2] for f, sig in self.input_sigs[path].items()} != {f: sig[::2] for f, sig in recorded.items()}:
+                return False
+        return True
 
     def _changes(self, old: Dict[str, Any]) -> List[str]:
         """Why the stamp does not hold: first difference of each kind, in order of cost."""
@@ -113,6 +146,13 @@ class Stage:
             if changed:
                 reasons.append(f"input {path} changed ({len(changed)} file(s), e.g. {changed[0]})")
         return reasons
+
+
+def _read_json(path: Path) -> Dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def is_main_process() -> bool:

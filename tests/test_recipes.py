@@ -1,4 +1,4 @@
-"""Recipe shell layer: option parsing, stage skipping, and the data stages on real audio."""
+"""Recipe shell layer: option parsing, stage logs, and the recipes on real audio."""
 from __future__ import annotations
 
 import gzip
@@ -27,27 +27,24 @@ def test_parse_options_sets_known_and_rejects_unknown(tmp_path):
     assert bad.returncode != 0 and "unknown option --nmae" in bad.stderr
 
 
-def test_run_stage_skips_until_inputs_change(tmp_path):
-    inp = tmp_path / "in.yaml"
-    inp.write_text("a: 1\n")
-    cmd = f"{UTILS}/run_stage.sh {tmp_path}/marks s '{inp}' -- bash -c 'echo ran >> {tmp_path}/log'"
-    for _ in range(2):
-        assert sh(cmd, tmp_path).returncode == 0
-    assert (tmp_path / "log").read_text().count("ran") == 1
-    inp.write_text("a: 2\n")
-    assert sh(cmd, tmp_path).returncode == 0
-    assert (tmp_path / "log").read_text().count("ran") == 2
+def test_run_stage_logs_the_command_output_and_status(tmp_path):
+    log = tmp_path / "exp" / "x" / "log" / "stage.log"
+    res = sh(f"{UTILS}/run_stage.sh {log} -- bash -c 'echo hello; echo oops >&2'", tmp_path)
+    assert res.returncode == 0 and "hello" in res.stdout and "oops" in res.stdout
+    text = log.read_text()
+    assert "hello" in text and "oops" in text and "exit status 0" in text
 
 
-def test_run_stage_failed_command_leaves_no_marker(tmp_path):
-    res = sh(f"{UTILS}/run_stage.sh {tmp_path}/marks s '' -- false", tmp_path)
-    assert res.returncode != 0 and not (tmp_path / "marks" / "s.done").exists()
+def test_run_stage_passes_a_failure_on_naming_the_log(tmp_path):
+    log = tmp_path / "log" / "s.log"
+    res = sh(f"{UTILS}/run_stage.sh {log} -- bash -c 'exit 3'", tmp_path)
+    assert res.returncode == 3 and f"log: {log}" in res.stderr
+    assert "exit status 3" in log.read_text()
 
 
-def test_run_stage_exit_75_passes_without_a_marker(tmp_path):
-    res = sh(f"{UTILS}/run_stage.sh {tmp_path}/marks s '' -- bash -c 'exit 75'", tmp_path)
+def test_run_stage_exit_75_passes(tmp_path):
+    res = sh(f"{UTILS}/run_stage.sh {tmp_path}/s.log -- bash -c 'exit 75'", tmp_path)
     assert res.returncode == 0 and "skipped by the stage itself" in res.stdout
-    assert not (tmp_path / "marks" / "s.done").exists()
 
 
 def test_train_ngram_without_kenlm_exits_75(tmp_path, monkeypatch):
@@ -77,9 +74,11 @@ def test_fsdd_recipe_data_stages(tmp_path, fsdd_dir):
     assert "2700 kept" in (data / "train" / "report.txt").read_text()
     tokens = (data / "lang_char" / "tokens.txt").read_text().split()
     assert tokens[0] == "<blank>" and set("zeroonetwothreefourfivesixseveneightnine") <= set(tokens)
-    assert "0 dropped" in (data / "test" / "report_chars.txt").read_text()
+    assert "300 kept, 0 dropped" in (data / "test" / "report_char.txt").read_text()
+    assert _count(data / "test" / "cuts_char.jsonl.gz") == 300
     again = sh(args, tmp_path)
-    assert again.returncode == 0 and "up to date, skipping" in again.stdout
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("up to date") == 4, again.stdout  # data, tokenizer, validation of train and test
     bpe = sh(f"{run} --fsdd_dir {fsdd_dir} --work_dir {tmp_path} --stage 1 --stop_stage 1 --token_type bpe", tmp_path)
     assert bpe.returncode == 0, bpe.stderr[-3000:]
     from speechssl2.tokenizers.base import load_tokenizer

@@ -127,7 +127,6 @@ def test_manifest_input_covers_the_files_its_cuts_point_to(tmp_path):
     cfg = ToyConfig(texts=[str(manifest)], out_dir=str(tmp_path / "exp"))
     stage = Stage("toy", cfg, stamp_path(cfg.out_dir, "toy"), [cfg.out_dir])
     assert not stage.up_to_date()
-    (tmp_path / "exp").mkdir()
     (tmp_path / "exp" / "o").write_text("x")
     stage.done([tmp_path / "exp" / "o"])
     assert Stage("toy", cfg, stamp_path(cfg.out_dir, "toy"), [cfg.out_dir]).up_to_date()
@@ -146,3 +145,23 @@ def test_dict_diff_names_the_dotted_fields():
     old = {"optim": {"lr": 1e-3, "betas": [0.9, 0.98]}, "exp_dir": "a"}
     new = {"optim": {"lr": 2e-3, "betas": [0.9, 0.98]}, "exp_dir": "a", "extra": 1}
     assert dict_diff(old, new) == ["extra: \"<unset>\" -> 1", "optim.lr: 0.001 -> 0.002"]
+
+
+def test_unfinished_run_is_resumable_only_on_the_same_inputs(toy):
+    def stage():
+        return Stage("toy", toy, stamp_path(toy.out_dir, "toy"), [toy.out_dir])
+
+    first = stage()
+    assert not first.up_to_date() and not first.resumable  # nothing started before
+    again = stage()  # killed: no stamp, but the same config and inputs
+    assert not again.up_to_date() and again.resumable
+    Path(toy.texts[0]).write_text("changed\n")
+    changed = stage()
+    assert not changed.up_to_date() and not changed.resumable  # partial outputs are from other inputs
+    toy.order = 9
+    assert not stage().up_to_date()
+    other = stage()
+    assert not other.up_to_date() and other.resumable
+    toy.order = 3
+    back = stage()
+    assert not back.up_to_date() and not back.resumable  # the unfinished run had order 9

@@ -20,15 +20,23 @@ from speechssl2.config import save_config
 from speechssl2.decoding.pipeline import DecodeConfig, decode
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.report import ScoreReport
+from speechssl2.stage import Stage, stamp_path
 
 
-def main(argv: Optional[List[str]] = None) -> ScoreReport:
+def main(argv: Optional[List[str]] = None) -> Optional[ScoreReport]:
+    """The score report, or None when the stage was up to date."""
     cfg, _ = parse_stage(DecodeConfig, __doc__, argv, stage="decode")
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(out_dir / "decode.log")
+    unused = [] if cfg.ngram else ["lm_dir"]  # a decoder without the n-gram does not depend on it
+    stage = Stage("decode", cfg, stamp_path(out_dir, "decode"), [out_dir], unused=unused)
+    if stage.up_to_date():
+        return None
     save_config(cfg, out_dir / "decode.yaml")
-    return decode(cfg)[1]
+    report = decode(cfg)[1]
+    stage.done(out_dir / name for name in ("text", "ref", "result.json", "decode.yaml"))
+    return report
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from lhotse import CutSet
 
 from speechssl2.cli import run_main
 from speechssl2.config import ConfigError
+from speechssl2.targets.bookkeeping import feature_shard_stage, remove
 from speechssl2.targets.config import FeatureConfig, load_stage_config
 from speechssl2.targets.features import FrameFeatures, LayerFeatures, MfccFeatures
 from speechssl2.targets.shards import ShardFiles, dump_shard
@@ -33,8 +34,14 @@ def main(argv: Optional[List[str]] = None) -> None:
     cuts = list(CutSet.from_file(cfg.cuts))
     extractor = build_extractor(cfg.features)
     for rank in cfg.my_ranks():
+        stage = feature_shard_stage(cfg, rank)
+        if stage.up_to_date():
+            continue
         files = ShardFiles(cfg.feat_dir, rank, cfg.shard.nshard)
+        if not stage.resumable:  # a complete shard of another cut list or upstream is not this one
+            remove([files.feats, files.lengths, files.marker])
         dump_shard(cuts, extractor, files, cfg.features.sample_rate, cfg.features.dtype)
+        stage.done([files.feats, files.lengths, files.marker])
 
 
 if __name__ == "__main__":

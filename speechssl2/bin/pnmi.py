@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Optional
 from lhotse import CutSet
 
 from speechssl2.cli import run_main
+from speechssl2.targets.bookkeeping import pnmi_stage
 from speechssl2.targets.config import TargetsConfig, load_stage_config
 from speechssl2.targets.pnmi import measure_cuts
 from speechssl2.targets.report import write_comparison, write_report
@@ -27,15 +28,9 @@ REFERENCE_NOTES = {
 
 
 def evaluate(cfg: TargetsConfig) -> Dict[str, Any]:
-    """Measure (or reuse a finished report for the same manifest and reference)."""
+    """Measure the labels of ``cfg`` against the reference and write the report."""
     stem = f"pnmi_{cfg.set_tag}"
-    done = cfg.kmeans_dir / f"{stem}.json"
     manifest = str(cfg.label_manifest)
-    if done.exists():
-        old = json.loads(done.read_text(encoding="utf-8"))
-        if (old["labels"], old["reference"], old["field"]) == (manifest, cfg.pnmi.reference, cfg.labels.field):
-            logger.info("%s is complete: skipping", done)
-            return old
     km = json.loads((cfg.kmeans_dir / "km.json").read_text(encoding="utf-8"))
     result = {
         "labels": manifest,
@@ -59,6 +54,9 @@ def _describe(features: Dict[str, Any]) -> str:
 
 def main(argv: Optional[List[str]] = None) -> None:
     cfg = load_stage_config("pnmi", __doc__, argv)
+    stage = pnmi_stage(cfg)
+    if stage.up_to_date():
+        return
     result = evaluate(cfg)
     write_comparison(Path(cfg.exp_dir), f"pnmi_{cfg.set_tag}")
     pnmi = result["metrics"]["pnmi"]
@@ -66,6 +64,7 @@ def main(argv: Optional[List[str]] = None) -> None:
                 result["metrics"]["phone_purity"], result["metrics"]["cluster_purity"])
     if cfg.pnmi.min_pnmi is not None and pnmi < cfg.pnmi.min_pnmi:
         raise SystemExit(f"quality gate failed: PNMI {pnmi:.4f} < pnmi.min_pnmi {cfg.pnmi.min_pnmi} for {result['labels']}")
+    stage.done(cfg.kmeans_dir / f"pnmi_{cfg.set_tag}.{ext}" for ext in ("json", "md"))
 
 
 if __name__ == "__main__":

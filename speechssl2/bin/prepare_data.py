@@ -5,15 +5,13 @@
 For each set the corpus function returns, ``<output_dir>/<set>/`` ends up with
 ``cuts_raw.jsonl.gz`` (everything prepared), ``cuts.jsonl.gz`` (what passed validation),
 ``recordings``/``supervisions`` manifests, ``excluded.tsv`` and ``report.txt``. The
-resolved config goes to ``<output_dir>/prepare_data.<corpus>.yaml``; a rerun with the
-same config and unchanged inputs is skipped unless ``--force``.
+resolved config goes to ``<output_dir>/prepare_data.<corpus>[.<set_name>].yaml``; a rerun with the
+same config, the same corpus files and untouched outputs is skipped unless ``--force``.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +20,17 @@ from typing import Any, Dict, List
 from lhotse import CutSet
 
 from speechssl2.cli import parse_stage, run_main
-from speechssl2.config import ConfigError, atomic_write_text, save_config, to_dict
+from speechssl2.config import ConfigError, save_config
 from speechssl2.data.manifest import read_excluded
 from speechssl2.data.validate import ValidationReport, validate_cuts
 from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import CORPORA
+from speechssl2.stage import Stage, stamp_path
 
 log = logging.getLogger("speechssl2.prepare_data")
+# What preparation writes per set (later stages add their own files beside them).
+SET_FILES = ("cuts.jsonl.gz", "cuts_raw.jsonl.gz", "recordings.jsonl.gz", "supervisions.jsonl.gz", "excluded.tsv",
+             "report.txt")
 
 
 @dataclass
@@ -52,19 +54,26 @@ def main(argv: List[str] | None = None) -> Dict[str, ValidationReport]:
 
 
 def prepare_data(cfg: PrepareDataConfig, force: bool = False) -> Dict[str, ValidationReport]:
-    """Prepare, validate and report every set of ``cfg.corpus``; returns the reports by set."""
+    """Prepare, validate and report every set of ``cfg.corpus``; returns the reports by set
+    (empty when the corpus, the config and the outputs are unchanged since the last run)."""
     if "name" not in cfg.corpus:
         raise ConfigError(f"corpus: no 'name'; valid corpora: {', '.join(CORPORA.keys())}")
     out = Path(cfg.output_dir)
-    stamp = out / f".prepare_data.{cfg.corpus['name']}.done"
-    if not force and _up_to_date(cfg, stamp):
-        log.info("%s: outputs are newer than inputs and config; skipping (use --force)", stamp.parent)
+    name = run_name(cfg)
+    stage = Stage(name, cfg, stamp_path(out, name), [out], force=force)
+    if stage.up_to_date():
         return {}
     cut_sets: Dict[str, CutSet] = CORPORA.build(cfg.corpus, output_dir=str(out))
     reports = {name: _finish_set(cfg, out / name, cuts) for name, cuts in cut_sets.items()}
-    save_config(cfg, out / f"prepare_data.{cfg.corpus['name']}.yaml")
-    atomic_write_text(stamp, json.dumps({"config": to_dict(cfg), "sets": sorted(reports)}))
+    config = save_config(cfg, out / f"{name}.yaml")
+    stage.done([config] + [out / name / f for name in reports for f in SET_FILES if (out / name / f).is_file()])
     return reports
+
+
+def run_name(cfg: PrepareDataConfig) -> str:
+    """``prepare_data.<corpus>[.<set_name>]``: a recipe that prepares one set per call keeps one stamp per set."""
+    set_name = cfg.corpus.get("set_name")
+    return f"prepare_data.{cfg.corpus['name']}" + (f".{set_name}" if set_name else "")
 
 
 def _finish_set(cfg: PrepareDataConfig, set_dir: Path, cuts: CutSet) -> ValidationReport:
@@ -84,37 +93,6 @@ def _finish_set(cfg: PrepareDataConfig, set_dir: Path, cuts: CutSet) -> Validati
     log.info("%s: %d cuts kept of %d; %d excluded in preparation; report: %s", set_dir, report.kept,
              report.checked, len(report.excluded), set_dir / "report.txt")
     return report
-
-
-def _up_to_date(cfg: PrepareDataConfig, stamp: Path) -> bool:
-    """True when ``stamp`` records this exact config and is newer than every input file."""
-    if not stamp.is_file():
-        return False
-    done = json.loads(stamp.read_text(encoding="utf-8"))
-    if done.get("config") != to_dict(cfg):
-        return False
-    outputs = [Path(cfg.output_dir) / s / f for s in done["sets"] for f in ("cuts.jsonl.gz", "report.txt")]
-    if not all(p.is_file() for p in outputs):
-        return False
-    inputs = [Path(v) for k, v in cfg.corpus.items() if k != "name" and isinstance(v, str) and Path(v).exists()]
-    return all(_newest_mtime(p) < stamp.stat().st_mtime for p in inputs)
-
-
-def _newest_mtime(path: Path) -> float:
-    """Newest modification time of ``path`` and, for a directory, of everything under it.
-
-    A file rewritten in place changes its own mtime, not its directory's.
-    """
-    if not path.is_dir():
-        return path.stat().st_mtime
-    newest = path.stat().st_mtime
-    for root, dirs, files in os.walk(path):
-        for name in dirs + files:
-            try:
-                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
-            except FileNotFoundError:  # a dangling link
-                continue
-    return newest
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from speechssl2.config import save_config
 from speechssl2.data.loader import open_cuts
 from speechssl2.data.subset import budget_subset
 from speechssl2.logging_utils import setup_logging
+from speechssl2.stage import Stage, stamp_path
 
 log = logging.getLogger("speechssl2.subset_cuts")
 
@@ -33,6 +34,9 @@ class SubsetConfig:
 def main(argv: Optional[List[str]] = None) -> CutSet:
     cfg, _ = parse_stage(SubsetConfig, __doc__, argv, stage="subset_cuts")
     setup_logging()
+    stage = Stage("subset_cuts", cfg, stamp_path(Path(cfg.output).parent, "subset_cuts"), [cfg.output])
+    if stage.up_to_date():
+        return CutSet.from_file(cfg.output)
     subset = budget_subset(open_cuts(cfg.cuts), cfg.seconds, cfg.num_cuts, cfg.seed)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -40,6 +44,7 @@ def main(argv: Optional[List[str]] = None) -> CutSet:
     subset.to_file(tmp)
     tmp.replace(out)
     save_config(cfg, out.parent / "subset_cuts.yaml")
+    stage.done([out])
     log.info("%s: %d cuts, %.1f s (seed %d) from %s", out, len(subset), sum(c.duration for c in subset), cfg.seed,
              cfg.cuts)
     return subset

@@ -3,7 +3,9 @@
 Single process: run it directly. Several GPUs or nodes: launch it with ``torchrun``
 (``torchrun --nproc_per_node 4 -m speechssl2.bin.train ...``, or one torchrun per node
 under Slurm); ranks come from torchrun's environment. Rerunning a killed stage resumes
-from ``<exp_dir>/checkpoint_last.pt``.
+from ``<exp_dir>/checkpoint_last.pt``, provided it was trained with the same config and inputs
+(``speechssl2.train.resume``); a finished run whose config, inputs (cuts, labels, upstream,
+tokenizer) and checkpoints are unchanged is skipped (``speechssl2.stage``).
 """
 from __future__ import annotations
 
@@ -13,10 +15,13 @@ from typing import Any, List, Optional
 
 from speechssl2.cli import parse_stage, run_main
 from speechssl2.config import ConfigError
-from speechssl2.data.loader import make_dataloader
+from speechssl2.data.loader import make_dataloader, open_cuts
+from speechssl2.data.validate import require_encodable
 from speechssl2.data.mixing import UtteranceMixer
 from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import MODELS
+from speechssl2.stage import Stage, stamp_path
+from speechssl2.train import checkpoint as ckpt
 from speechssl2.train.config import DataConfig, TrainConfig, validate
 from speechssl2.train.distributed import DistInfo, cleanup, init_distributed
 from speechssl2.train.build import seed_everything
@@ -43,17 +48,35 @@ def main(argv: Optional[List[str]] = None) -> None:
     info = init_distributed()
     log_file = Path(cfg.exp_dir) / "train.log" if info.is_main else None
     setup_logging(log_file, level=logging.INFO if info.is_main else logging.WARNING)
+    stage = Stage("train", cfg, stamp_path(cfg.exp_dir, "train"), [cfg.exp_dir])
+    if stage.up_to_date():
+        cleanup()
+        return
     try:
         seed_everything(cfg.trainer.seed)  # the same initial weights on every rank
         model = MODELS.build(cfg.model)
+        check_transcripts(model, cfg.data)
         train_loader = build_loader(cfg.data, cfg.data.train, True, info, cfg.trainer.seed)
         valid_loader = build_loader(cfg.data, cfg.data.valid, False, info, cfg.trainer.seed) if cfg.data.valid else None
         logging.getLogger(__name__).info(
             "model %s: %.2fM parameters", cfg.model.get("name"), sum(p.numel() for p in model.parameters()) / 1e6
         )
-        train(cfg, model, train_loader, valid_loader, info)
+        train(cfg, model, train_loader, valid_loader, info, inputs=stage.input_digests())
+        exp = Path(cfg.exp_dir)
+        stage.done(p for p in (exp / ckpt.LAST, exp / ckpt.BEST, exp / "config.yaml") if p.is_file())
     finally:
         cleanup()
+
+
+def check_transcripts(model: Any, data: DataConfig) -> None:
+    """A model with a tokenizer (fine-tuning) must be able to spell every training and
+    validation transcript: said now, by utterance, not at the first validation."""
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        return
+    chars = set(tokenizer.chars())
+    for manifest in filter(None, (data.train, data.valid)):
+        require_encodable(open_cuts(manifest), chars, manifest)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from speechssl2.decoding.ctc_beam import write_lexicon
 from speechssl2.lm.ngram import build_ngram, find_kenlm, lm_corpus_lines
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.kaldi_text import read_transcripts
+from speechssl2.stage import Stage, stamp_path
 from speechssl2.text import normalize_text
 from speechssl2.tokenizers.base import load_tokenizer
 
@@ -42,12 +43,8 @@ class TrainNgramConfig:
     prune: Optional[List[int]] = None  # lmplz --prune thresholds per order
 
 
-def train_ngram(cfg: TrainNgramConfig) -> Optional[Path]:
-    """The LM path, or None when KenLM is not installed."""
-    if find_kenlm() is None:
-        log.warning("KenLM binaries not found (run tools/install_kenlm.sh or set KENLM_BIN): "
-                    "skipping the n-gram LM; decode without an LM")
-        return None
+def train_ngram(cfg: TrainNgramConfig) -> Path:
+    """Build the LM (and lexicon); return the LM path."""
     texts = [t for path in cfg.texts for t in read_transcripts(path).values()]
     tok = load_tokenizer(cfg.tokenizer) if cfg.tokenizer else None
     lm = build_ngram(lm_corpus_lines(texts, cfg.unit, tok), cfg.out_dir, cfg.order, cfg.binary, cfg.prune)
@@ -63,7 +60,16 @@ def train_ngram(cfg: TrainNgramConfig) -> Optional[Path]:
 def main(argv: List[str] | None = None) -> Optional[Path]:
     cfg, _ = parse_stage(TrainNgramConfig, __doc__, argv, stage="train_ngram")
     setup_logging()
-    return train_ngram(cfg)
+    if find_kenlm() is None:  # before the stage writes anything: the LM stage is simply not there yet
+        log.warning("KenLM binaries not found (run tools/install_kenlm.sh or set KENLM_BIN): "
+                    "skipping the n-gram LM; decode without an LM")
+        return None
+    stage = Stage("train_ngram", cfg, stamp_path(cfg.out_dir, "train_ngram"), [cfg.out_dir])
+    if stage.up_to_date():
+        return Path(cfg.out_dir) / ("lm.bin" if cfg.binary else "lm.arpa")
+    lm = train_ngram(cfg)
+    stage.done([cfg.out_dir])
+    return lm
 
 
 def exit_status(argv: List[str] | None = None) -> int:

@@ -21,7 +21,8 @@ from speechssl2.config import save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import TOKENIZERS, RegistryError, check_arguments
 from speechssl2.scoring.kaldi_text import read_transcripts
-from speechssl2.tokenizers.base import TokenizerBase
+from speechssl2.stage import Stage, stamp_path
+from speechssl2.tokenizers.base import TokenizerBase, load_tokenizer
 
 log = logging.getLogger("speechssl2.train_tokenizer")
 
@@ -53,7 +54,12 @@ def train_tokenizer(cfg: TrainTokenizerConfig) -> TokenizerBase:
 def main(argv: List[str] | None = None) -> TokenizerBase:
     cfg, _ = parse_stage(TrainTokenizerConfig, __doc__, argv, stage="train_tokenizer")
     setup_logging()
-    return train_tokenizer(cfg)
+    stage = Stage("train_tokenizer", cfg, stamp_path(cfg.out_dir, "train_tokenizer"), [cfg.out_dir])
+    if stage.up_to_date():
+        return load_tokenizer(cfg.out_dir)
+    tok = train_tokenizer(cfg)
+    stage.done([cfg.out_dir])
+    return tok
 
 
 if __name__ == "__main__":

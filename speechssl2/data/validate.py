@@ -29,6 +29,7 @@ from speechssl2.text import normalize_text
 
 REASONS: Dict[str, str] = {
     "unreadable": "audio file cannot be read or decoded",
+    "truncated": "audio data ends before the length its header declares (preparation)",
     "empty": "audio has no samples",
     "too_short": "fewer samples than the model's receptive field",
     "non_finite": "audio contains NaN or Inf samples",

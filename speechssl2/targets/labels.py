@@ -50,7 +50,7 @@ def label_shard(
             "re-run dump_features for this manifest"
         )
     labelled = []
-    with NumpyFilesWriter(labels_dir / f"shard_{files.rank}_{files.nshard}") as writer:
+    with NumpyFilesWriter(shard_dir(labels_dir, files)) as writer:
         for cut, (_, feats) in zip(shard, iter_shard(files)):
             num_frames = conv_frame_count(at_rate(cut, sample_rate).num_samples)
             labels = align_labels(labeler(feats), num_frames, cut.id).astype(np.int32)  # (T,)
@@ -58,6 +58,11 @@ def label_shard(
             labelled.append(cut.with_custom(field, array))
     write_manifest_atomic(CutSet.from_cuts(labelled), part)
     return part
+
+
+def shard_dir(labels_dir: Path, files: ShardFiles) -> Path:
+    """Where the label arrays of one shard are stored."""
+    return labels_dir / f"shard_{files.rank}_{files.nshard}"
 
 
 def part_path(labels_dir: Path, files: ShardFiles) -> Path:

@@ -98,8 +98,11 @@ def test_characters_outside_the_tokenizer_are_reported(bad_corpus):
     chars = bad_corpus / "chars.txt"
     chars.write_text("abcdefghijklmnopqrstuvwxyz'\n")
     cuts = str(bad_corpus / "data" / "all" / "cuts_raw.jsonl.gz")
-    again = validate_data.main(["--set", f"cuts={cuts}", "--set", f"chars_file={chars}"])
+    out = bad_corpus / "data" / "all" / "cuts_checked.jsonl.gz"
+    again = validate_data.main(["--set", f"cuts={cuts}", "--set", f"chars_file={chars}", "--set", f"output={out}"])
     assert again.reasons_of("good_8k") == []
+    dropped = {p.id for p in again.problems if p.reason != "multi_channel"}
+    assert dropped and set(CutSet.from_file(out).ids) == set(CutSet.from_file(cuts).ids) - dropped  # as reported
     assert (bad_corpus / "data" / "all" / "report_validate.txt").is_file()
     assert f"chars_file: {chars}" in (bad_corpus / "data" / "all" / "report_validate.yaml").read_text()
 
