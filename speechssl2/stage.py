@@ -13,7 +13,7 @@ does not exist is recorded as absent, so its appearance reruns the stage.
 The stamp (``<stamp>``, JSON) holds the resolved config, every input file's size, mtime
 and SHA-1, and every output file's. A rerun skips only when the config is equal, every
 input file has the same content (size and mtime first; the hash when they differ, so a
-``touch`` alone does not rerun) and every output still exists unchanged. The stamp is
+``touch`` alone does not rerun; a ``.gz`` file is hashed decompressed) and every output still exists unchanged. The stamp is
 removed before the work starts and written after it succeeds, so a stage killed half-way
 is never "done". A ``.started`` record written when the work starts tells the next run
 whether partial outputs come from the same config and inputs (``Stage.resumable``: keep
@@ -124,7 +124,7 @@ class Stage:
         for path in self.inputs:
             recorded = {f: tuple(sig) for f, sig in started["inputs"][path].items()}
             self.input_sigs[path] = tree_sigs(Path(path), recorded)
-            if {f: sig[::2] for f, sig in self.input_sigs[path].items()} != {f: sig[::2] for f, sig in recorded.items()}:
+            if {f: sig[2] for f, sig in self.input_sigs[path].items()} != {f: sig[2] for f, sig in recorded.items()}:
                 return False
         return True
 
@@ -142,7 +142,7 @@ class Stage:
             recorded = {f: tuple(s) for f, s in old["inputs"][path].items()}
             self.input_sigs[path] = tree_sigs(Path(path), recorded)
             changed = sorted(f for f in self.input_sigs[path].keys() | recorded.keys()
-                             if self.input_sigs[path].get(f, ABSENT)[::2] != recorded.get(f, ABSENT)[::2])
+                             if self.input_sigs[path].get(f, ABSENT)[2] != recorded.get(f, ABSENT)[2])
             if changed:
                 reasons.append(f"input {path} changed ({len(changed)} file(s), e.g. {changed[0]})")
         return reasons
@@ -191,7 +191,7 @@ def file_sig(path: Path) -> Sig:
 
 
 def same_file(path: Path, sig: Sig) -> bool:
-    return _sig(path, sig)[::2] == sig[::2]
+    return _sig(path, sig)[2] == sig[2]
 
 
 def digest(files: Dict[str, Sig]) -> str:
@@ -236,7 +236,9 @@ def _sig(path: Path, known: Optional[Sig]) -> Sig:
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _HASHES:
         h = hashlib.sha1()
-        with path.open("rb") as f:
+        # A gzip header holds the time of writing: hash what it holds, so that rewriting
+        # the same manifest does not make every later stage rerun.
+        with (gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")) as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
         _HASHES[key] = h.hexdigest()
@@ -258,7 +260,7 @@ def _manifest_refs(manifest: Path, sig: Sig, recorded: Dict[str, Sig]) -> List[s
     When the manifest itself is unchanged, the recorded files are its references:
     no need to read a large manifest again.
     """
-    if recorded.get(str(manifest), ABSENT)[::2] == sig[::2]:
+    if recorded.get(str(manifest), ABSENT)[2] == sig[2]:
         return [f for f in recorded if f != str(manifest)]
     refs = set()
     opener = gzip.open if manifest.name.endswith(".gz") else open

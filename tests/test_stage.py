@@ -29,7 +29,7 @@ def run(cfg: ToyConfig) -> bool:
         return False
     out = Path(cfg.out_dir) / "out.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("".join(Path(t).read_text() for t in cfg.texts))
+    out.write_bytes(b"".join(Path(t).read_bytes() for t in cfg.texts))
     stage.done([out])
     return True
 
@@ -165,3 +165,17 @@ def test_unfinished_run_is_resumable_only_on_the_same_inputs(toy):
     toy.order = 3
     back = stage()
     assert not back.up_to_date() and not back.resumable  # the unfinished run had order 9
+
+
+def test_gzip_rewritten_with_the_same_content_is_unchanged(tmp_path):
+    manifest = tmp_path / "cuts.jsonl.gz"
+    with gzip.GzipFile(manifest, "wb", mtime=1) as f:
+        f.write(b'{"id": "u1"}\n')
+    cfg = ToyConfig(texts=[str(manifest)], out_dir=str(tmp_path / "exp"))
+    assert run(cfg) is True
+    with gzip.GzipFile(manifest, "wb", mtime=2) as f:  # other header bytes, same content
+        f.write(b'{"id": "u1"}\n')
+    assert run(cfg) is False
+    with gzip.GzipFile(manifest, "wb", mtime=2) as f:
+        f.write(b'{"id": "u2"}\n')
+    assert run(cfg) is True

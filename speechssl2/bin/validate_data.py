@@ -41,7 +41,7 @@ def main(argv: List[str] | None = None) -> Optional[ValidationReport]:
     cfg, _ = parse_stage(ValidateDataConfig, __doc__, argv, stage="validate_data")
     setup_logging()
     out = Path(cfg.output)
-    stage = Stage("validate_data", cfg, stamp_path(out.parent, f"validate_data.{out.name}"), [out])
+    stage = Stage("validate_data", cfg, stamp_path(out.parent, f"validate_data.{out.name}"), [out, report_path(cfg)])
     if stage.up_to_date():
         return None
     report = validate_data(cfg)

@@ -33,6 +33,7 @@ from speechssl2.decoding.runner import DecodeBatch, DecodeRun, run_decoding
 from speechssl2.decoding.transducer import beam_search, greedy_search
 from speechssl2.scoring.kaldi_text import read_transcripts, write_text
 from speechssl2.scoring.report import ExperimentMeta, ScoreReport, score_texts, write_report
+from speechssl2.stage import file_sig
 from speechssl2.train.checkpoint import load_trained_model
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,9 @@ def describe(cfg: DecodeConfig, kind: str, lm: Optional[str], lexicon: Optional[
     decoder = f"{kind} {cfg.decoder}" + (f" (beam {cfg.beam_size})" if cfg.decoder == "beam" else "")
     lms = []
     if lm is not None:
-        lms.append(f"{Path(cfg.lm_dir or '').name} {'lexicon' if lexicon else 'lexicon-free'} x{cfg.lm_weight:g}")
+        # The content digest tells two builds of the same LM directory apart in RESULTS.md.
+        lms.append(f"{Path(cfg.lm_dir or '').name}@{file_sig(Path(lm))[2][:8]} "
+                   f"{'lexicon' if lexicon else 'lexicon-free'} x{cfg.lm_weight:g}")
     if cfg.fusion_lm is not None:
         lms.append(f"TLM fusion x{cfg.fusion_weight:g}")
     if cfg.rescore_lm is not None:

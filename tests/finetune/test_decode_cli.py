@@ -1,6 +1,7 @@
 """bin.decode: a fine-tuned checkpoint + a cut manifest -> hypotheses, scores and result.json."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -64,7 +65,8 @@ def test_beam_search_with_word_lm_and_lexicon(trained, tmp_path):
     assert report.wer == 0.0
     result = json.loads((tmp_path / "beam" / "result.json").read_text())
     assert result["decoder"] == "ctc beam (beam 20)"
-    assert result["lm"] == "lm lexicon x0.5"
+    digest = hashlib.sha1((lm_dir / "lm.bin").read_bytes()).hexdigest()[:8]
+    assert result["lm"] == f"lm@{digest} lexicon x0.5"  # which build of the LM decoded
 
 
 def test_beam_lm_without_an_lm_file_decodes_without_lm_and_says_so(trained, tmp_path):
