@@ -21,6 +21,7 @@ from speechssl2.cli import parse_stage, run_main
 from speechssl2.decoding.ctc_beam import write_lexicon
 from speechssl2.lm.ngram import run_logged, find_kenlm
 from speechssl2.logging_utils import setup_logging
+from speechssl2.stage import Stage, stamp_path
 from speechssl2.text import normalize_text
 from speechssl2.tokenizers.base import load_tokenizer
 
@@ -36,12 +37,8 @@ class ImportNgramConfig:
     lowercase: bool = True  # lower-case the ARPA n-grams (transcripts are normalized to lower case)
 
 
-def import_ngram(cfg: ImportNgramConfig) -> Optional[Path]:
-    """The ``lm.bin`` path, or None when KenLM is not installed."""
-    bin_dir = find_kenlm()
-    if bin_dir is None:
-        log.warning("KenLM binaries not found (run tools/install_kenlm.sh or set KENLM_BIN): skipping %s", cfg.arpa)
-        return None
+def import_ngram(cfg: ImportNgramConfig, bin_dir: Path) -> Path:
+    """Binarize the ARPA file with ``bin_dir/build_binary``, write the lexicon; the ``lm.bin`` path."""
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     arpa = Path(cfg.arpa)
@@ -69,7 +66,16 @@ def _lines(path: Path) -> List[str]:
 def main(argv: List[str] | None = None) -> Optional[Path]:
     cfg, _ = parse_stage(ImportNgramConfig, __doc__, argv, stage="import_ngram")
     setup_logging()
-    return import_ngram(cfg)
+    bin_dir = find_kenlm()
+    if bin_dir is None:
+        log.warning("KenLM binaries not found (run tools/install_kenlm.sh or set KENLM_BIN): skipping %s", cfg.arpa)
+        return None
+    stage = Stage("import_ngram", cfg, stamp_path(cfg.out_dir, "import_ngram"), [cfg.out_dir])
+    lm_bin = Path(cfg.out_dir) / "lm.bin"
+    if not stage.up_to_date():
+        import_ngram(cfg, bin_dir)
+        stage.done([lm_bin, Path(cfg.out_dir) / "lexicon.txt"])
+    return lm_bin
 
 
 if __name__ == "__main__":

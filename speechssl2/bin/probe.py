@@ -15,6 +15,7 @@ config) and ``probe.log``.
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -25,20 +26,26 @@ from speechssl2.logging_utils import setup_logging
 from speechssl2.probe.config import ProbeConfig, resolve_upstreams, task_configs
 from speechssl2.probe.report import write_reports
 from speechssl2.probe.run import run_probe
+from speechssl2.stage import Stage, stamp_path
 
 log = logging.getLogger("speechssl2.probe")
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
+    """The results document (read back from ``results.json`` when the stage was up to date)."""
     cfg, _ = parse_stage(ProbeConfig, __doc__, argv, stage="probe")
-    tasks, upstreams = task_configs(cfg), resolve_upstreams(cfg.upstreams, cfg.extra_upstreams)
+    tasks, upstreams = task_configs(cfg), resolve_upstreams(cfg.upstreams, cfg.extra_upstreams)  # fail before any file
     out = Path(cfg.output_dir)
     setup_logging(out / "probe.log")
+    stage = Stage("probe", cfg, stamp_path(out, "probe"), [out])
+    if stage.up_to_date():
+        return json.loads((out / "results.json").read_text(encoding="utf-8"))
     save_config(cfg, out / "probe.yaml")
     log.info("probing %d upstream(s) on %d task(s): %s x %s", len(upstreams), len(tasks),
              [u.tag for u in upstreams], list(tasks))
     doc = run_probe(cfg, tasks, upstreams)
     paths = write_reports(doc, out)
+    stage.done([*paths.values(), out / "probe.yaml"])
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return doc
 

@@ -27,6 +27,8 @@ from speechssl2.cli import parse_stage, run_main
 from speechssl2.config import ConfigError, save_config
 from speechssl2.logging_utils import setup_logging
 from speechssl2.registry import MODELS
+from speechssl2.stage import Stage, stamp_path
+from speechssl2.train import checkpoint as ckpt
 from speechssl2.text import normalize_text
 from speechssl2.train.config import OptimConfig, TrainConfig, TrainerConfig, validate
 from speechssl2.train.build import seed_everything
@@ -104,15 +106,20 @@ def main(argv: Optional[List[str]] = None) -> None:
         raise ConfigError(f"model.name must be transformer_lm, got {cfg.model.get('name')!r}")
     train_cfg = cfg.trainer_config()
     validate(train_cfg)
-    setup_logging(Path(cfg.exp_dir) / "train.log")
-    save_config(cfg, Path(cfg.exp_dir) / "train_lm.yaml")
+    exp = Path(cfg.exp_dir)
+    setup_logging(exp / "train.log")
+    stage = Stage("train_lm", cfg, stamp_path(exp, "train_lm"), [exp])
+    if stage.up_to_date():
+        return
+    save_config(cfg, exp / "train_lm.yaml")
     seed_everything(cfg.trainer.seed)
     model = MODELS.build(cfg.model)
     train_loader = TextBatches(read_sentences(cfg.text.train), cfg.text.batch_size, True, cfg.trainer.seed)
     valid_loader = TextBatches(read_sentences(cfg.text.valid), cfg.text.batch_size, False, 0) if cfg.text.valid else None
     log.info("LM on %d training sentences, %.2fM parameters", len(train_loader.sentences),
              sum(p.numel() for p in model.parameters()) / 1e6)
-    train(train_cfg, model, train_loader, valid_loader)
+    train(train_cfg, model, train_loader, valid_loader, inputs=stage.input_digests())
+    stage.done(p for p in (exp / ckpt.LAST, exp / ckpt.BEST, exp / "config.yaml", exp / "train_lm.yaml") if p.is_file())
 
 
 if __name__ == "__main__":
