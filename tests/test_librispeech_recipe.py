@@ -129,7 +129,7 @@ def _kind(path: Path) -> str:
 
 def test_recipe_has_every_paper_config():
     names = {p.name for p in CONF.glob("*.yaml")}
-    models = ["wav2vec2_base", "wav2vec2_large", "hubert_base_iter1", "hubert_base_iter2", "hubert_large",
+    models = ["wav2vec2_base", "wav2vec2_large", "wav2vec2_large_lv60k", "hubert_base_iter1", "hubert_base_iter2", "hubert_large",
               "wavlm_base", "wavlm_base_plus", "wavlm_large", "w2v_bert", "ils_hubert", "wav2vec"]
     sets = ("10min", "1h", "10h", "100h", "960h", "10h_hubert")
     want = {f"pretrain_{m}.yaml" for m in models} | {f"finetune_ctc_{s}.yaml" for s in sets}

@@ -3,7 +3,9 @@
 ``layer_norm_first=False`` is the post-LN BASE layout (LayerNorm right after the
 positional conv, and after each residual); ``True`` is the pre-LN LARGE layout (a
 final LayerNorm after the stack). ``num_buckets > 0`` adds WavLM's gated relative
-position bias, so WavLM is a parameter of this encoder rather than a subclass.
+position bias, so WavLM is a parameter of this encoder rather than a subclass;
+``gated_position=False`` adds the bucketed bias without the gate (UniSpeech's
+``--relative-position-embedding`` without ``gru_rel_pos``, as the released ILS-SSL BASE).
 On CPU a padded batch runs packed when the padding it saves outweighs the extra calls:
 its utterances end to end in one row, each attending to itself, no padding mask
 (``speechssl2.models.unpadded``).
@@ -84,11 +86,13 @@ class TransformerLayer(nn.Module):
         """
         h = self.attn_norm(x) if self.layer_norm_first else x
         mask = None
-        if self.gate is not None and segments is None:
-            mask = gated_position_mask(self.gate(h), rel_bias, pad)  # (B, H, T, T), padding folded in
-        elif self.gate is not None:  # one (1, H, n, n) mask per utterance
-            mask = [gated_position_mask(gate, rel_bias[:, :n, :n], None)
-                    for gate, n in zip(self.gate(h).split(list(segments), dim=2), segments)]
+        if rel_bias is not None:  # WavLM gate, or a unit gate (B, H, T, 1) when ungated: the bias as it is
+            gate = self.gate(h) if self.gate is not None else h.new_ones(h.shape[0], rel_bias.shape[0], h.shape[1], 1)
+            if segments is None:
+                mask = gated_position_mask(gate, rel_bias, pad)  # (B, H, T, T), padding folded in
+            else:  # one (1, H, n, n) mask per utterance
+                mask = [gated_position_mask(g, rel_bias[:, :n, :n], None)
+                        for g, n in zip(gate.split(list(segments), dim=2), segments)]
         x = x + self.drop(self.attention(h, pad, mask, segments))
         if self.layer_norm_first:
             return x + self.ffn(self.ffn_norm(x))
@@ -115,6 +119,7 @@ class TransformerEncoder(nn.Module):
         pos_conv_groups: int = 16,
         num_buckets: int = 0,
         max_distance: int = 800,
+        gated_position: bool = True,
     ) -> None:
         super().__init__()
         self.embed_dim, self.layer_norm_first, self.layerdrop = embed_dim, layer_norm_first, layerdrop
@@ -127,7 +132,7 @@ class TransformerEncoder(nn.Module):
                 SelfAttention(embed_dim, num_heads, attention_dropout),
                 FeedForward(embed_dim, ffn_dim, activation_dropout, dropout),
                 embed_dim, layer_norm_first, dropout,
-                PositionGate(num_heads, embed_dim // num_heads) if num_buckets else None,
+                PositionGate(num_heads, embed_dim // num_heads) if num_buckets and gated_position else None,
             )
             for _ in range(num_layers)
         )

@@ -3,8 +3,9 @@
 Logits are cosine similarities between a projected hidden state and one learned
 embedding per cluster, divided by ``logit_temp`` (0.1). Cross-entropy on masked frames
 (``unmasked_weight`` 0 as released). ILS-SSL is this objective with
-``predict_layers: [4, 8, 12]``: one projection per predicted layer, shared cluster
-embeddings, one term per layer.
+``predict_layers: [4, 12]``: one projection per predicted layer and one term per layer;
+cluster embeddings are shared unless ``separate_label_embeds`` gives each predicted
+layer its own (UniSpeech ``--separate-label-embeds``, the released ILS BASE).
 
 Terms: ``masked_ce_l{layer}`` (and ``unmasked_ce_l{layer}`` if ``unmasked_weight`` > 0),
 ``feature_pen``. Metrics: ``acc_masked_l{layer}``, ``acc_unmasked_l{layer}``.
@@ -41,6 +42,7 @@ class HubertObjective(nn.Module):
         unmasked_weight: float = 0.0,
         feature_pen_weight: float = 10.0,
         max_length_diff: int = 1,
+        separate_label_embeds: bool = False,
     ) -> None:
         super().__init__()
         layers = predict_layers if predict_layers is not None else [-1]
@@ -58,8 +60,12 @@ class HubertObjective(nn.Module):
         self.feature_pen_weight = feature_pen_weight
         self.max_length_diff = max_length_diff
         self.final_proj = nn.ModuleList(nn.Linear(embed_dim, final_dim) for _ in layers)
-        self.label_embs = nn.Parameter(torch.empty(num_classes, final_dim))
+        self.label_embs = nn.Parameter(torch.empty(num_classes, final_dim))  # layer 0's (or every layer's)
         nn.init.uniform_(self.label_embs)
+        self.extra_label_embs = nn.ParameterList(  # layers 1.. when separate_label_embeds
+            nn.Parameter(nn.init.uniform_(torch.empty(num_classes, final_dim)))
+            for _ in layers[1:] if separate_label_embeds
+        )
 
     def forward(self, out: UpstreamOutput, time_mask: Tensor, batch: Dict[str, Any]) -> ObjectiveOutput:
         """batch["targets"]: (B, T') cluster IDs padded with -100; batch["target_lens"]: (B,)."""
@@ -71,12 +77,13 @@ class HubertObjective(nn.Module):
         weights: Dict[str, float] = {}
         metrics: Dict[str, float] = {}
         layers = self._resolve_layers(len(out.hidden_states))
-        for proj, layer, weight in zip(self.final_proj, layers, self.layer_weights):
+        embs = [self.label_embs, *self.extra_label_embs] if len(self.extra_label_embs) else [self.label_embs] * len(layers)
+        for proj, emb, layer, weight in zip(self.final_proj, embs, layers, self.layer_weights):
             hidden = out.hidden_states[layer]  # (B, T, D)
-            ce, metrics[f"acc_masked_l{layer}"] = self._predict(proj, hidden, targets, masked)
+            ce, metrics[f"acc_masked_l{layer}"] = self._predict(proj, emb, hidden, targets, masked)
             terms[f"masked_ce_l{layer}"], weights[f"masked_ce_l{layer}"] = ce, weight
             with torch.set_grad_enabled(torch.is_grad_enabled() and self.unmasked_weight > 0):
-                ce, metrics[f"acc_unmasked_l{layer}"] = self._predict(proj, hidden, targets, unmasked)
+                ce, metrics[f"acc_unmasked_l{layer}"] = self._predict(proj, emb, hidden, targets, unmasked)
             if self.unmasked_weight > 0:
                 terms[f"unmasked_ce_l{layer}"] = ce
                 weights[f"unmasked_ce_l{layer}"] = weight * self.unmasked_weight
@@ -85,18 +92,20 @@ class HubertObjective(nn.Module):
             weights["feature_pen"] = self.feature_pen_weight
         return ObjectiveOutput(terms, metrics, sample_size=max(int(masked.sum()), 1), weights=weights)
 
-    def _predict(self, proj: nn.Module, hidden: Tensor, targets: Tensor, select: Tensor) -> tuple[Tensor, float]:
+    def _predict(self, proj: nn.Module, embs: Tensor, hidden: Tensor, targets: Tensor,
+                 select: Tensor) -> tuple[Tensor, float]:
         """Mean cross-entropy and accuracy over the selected frames; (zero, 0.0) when none."""
         if not select.any():
-            return hidden.sum() * 0.0 + self.label_embs.sum() * 0.0, 0.0
-        logits = self.logits(proj(hidden[select]))  # (N, C)
+            return hidden.sum() * 0.0 + embs.sum() * 0.0, 0.0
+        logits = self.logits(proj(hidden[select]), embs)  # (N, C)
         labels = targets[select]  # (N,)
         accuracy = (logits.argmax(dim=-1) == labels).float().mean().item()
         return F.cross_entropy(logits, labels), accuracy
 
-    def logits(self, projected: Tensor) -> Tensor:
-        """(N, F) -> (N, C): cosine similarity to every cluster embedding / logit_temp."""
-        sim = F.cosine_similarity(projected.float().unsqueeze(1), self.label_embs.float().unsqueeze(0), dim=-1)
+    def logits(self, projected: Tensor, embs: Optional[Tensor] = None) -> Tensor:
+        """(N, F) -> (N, C): cosine similarity to every cluster embedding (``label_embs`` unless given) / logit_temp."""
+        embs = self.label_embs if embs is None else embs
+        sim = F.cosine_similarity(projected.float().unsqueeze(1), embs.float().unsqueeze(0), dim=-1)
         return sim / self.logit_temp
 
     def align_targets(self, batch: Dict[str, Any], out: UpstreamOutput) -> Tensor:

@@ -120,19 +120,23 @@ class TriStage:
 
 @SCHEDULERS.register("cosine")
 class Cosine:
-    """Linear warm-up, then half a cosine from the peak down to ``final_scale`` (wav2vec 2019)."""
+    """Linear warm-up from ``init_scale`` (fairseq's ``warmup_init_lr`` / lr), then half a cosine
+    from the peak down to ``final_scale`` (wav2vec 2019)."""
 
-    def __init__(self, total_updates: int, warmup_updates: int = 0, final_scale: float = 0.0) -> None:
+    def __init__(self, total_updates: int, warmup_updates: int = 0, final_scale: float = 0.0,
+                 init_scale: float = 0.0) -> None:
         _check_warmup("cosine", warmup_updates, total_updates)
-        if not 0.0 <= final_scale <= 1.0:
-            raise ValueError(f"cosine: final_scale must be in [0, 1], got {final_scale}")
+        for name, value in (("final_scale", final_scale), ("init_scale", init_scale)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"cosine: {name} must be in [0, 1], got {value}")
         self.total_updates = total_updates
         self.warmup_updates = warmup_updates
         self.final_scale = final_scale
+        self.init_scale = init_scale
 
     def __call__(self, u: int) -> float:
         if u < self.warmup_updates:
-            return _warmup(u, self.warmup_updates, 0.0)
+            return _warmup(u, self.warmup_updates, self.init_scale)
         progress = min((u - self.warmup_updates) / max(self.total_updates - self.warmup_updates, 1), 1.0)
         return self.final_scale + (1.0 - self.final_scale) * 0.5 * (1.0 + math.cos(math.pi * progress))
 

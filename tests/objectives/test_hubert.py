@@ -108,3 +108,26 @@ def test_ils_layers_naming_one_layer_twice_raise(layers, repeated):
     obj = _objective(predict_layers=layers, layer_weights=[1.0] * len(layers))
     with pytest.raises(ValueError, match=rf"name layer\(s\) \[{repeated}\] more than once"):
         obj(_upstream_output(lengths), _mask(lengths), _batch(lengths))  # 4 blocks: hidden states 0..4
+
+
+def test_separate_label_embeds_give_each_predicted_layer_its_own_table():
+    """ILS BASE as released (UniSpeech --separate-label-embeds): layer 2 scores against its own embeddings."""
+    lengths = [12, 9, 5]
+    obj = _objective(predict_layers=[2, 4], separate_label_embeds=True)
+    out, mask, batch = _upstream_output(lengths), _mask(lengths), _batch(lengths)
+    assert len(obj.extra_label_embs) == 1 and not torch.equal(obj.extra_label_embs[0], obj.label_embs)
+    result = obj(out, mask, batch)
+    projected = obj.final_proj[1](out.hidden_states[4][mask])  # (N, F), the second predicted layer
+    logits = F.cosine_similarity(projected[:, None], obj.extra_label_embs[0][None], dim=-1) / 0.1
+    torch.testing.assert_close(result.terms["masked_ce_l4"], F.cross_entropy(logits, batch["targets"][mask]))
+    result.terms["masked_ce_l2"].backward()
+    assert obj.label_embs.grad is not None and obj.extra_label_embs[0].grad is None  # layer 2 uses table 0 only
+
+
+def test_shared_label_embeds_are_one_table():
+    obj = _objective(predict_layers=[2, 4])
+    assert len(obj.extra_label_embs) == 0
+    lengths = [12, 9, 5]
+    result = obj(_upstream_output(lengths), _mask(lengths), _batch(lengths))
+    result.terms["masked_ce_l4"].backward()
+    assert obj.label_embs.grad is not None

@@ -48,6 +48,14 @@ def test_cosine_and_inverse_sqrt():
     assert inv(50) == 0.5 and inv(100) == 1.0 and inv(400) == pytest.approx(0.5) and inv(10_000) == pytest.approx(0.1)
 
 
+def test_cosine_warmup_starts_at_init_scale():
+    """fairseq's --warmup-init-lr 1e-7 with --lr 5e-3 (wav2vec 2019): a ramp from 2e-5 x peak."""
+    cos = build("cosine", warmup_updates=500, final_scale=0.0002, init_scale=2e-5)
+    assert cos(0) == pytest.approx(2e-5) and cos(250) == pytest.approx(2e-5 + (1 - 2e-5) * 0.5)
+    assert cos(500) == 1.0 and cos(1000) == pytest.approx(0.0002)
+    assert build("cosine", warmup_updates=500)(0) == 0.0  # default: from zero, as before
+
+
 def test_constant():
     c = build("constant", warmup_updates=10)
     assert c(5) == 0.5 and c(10) == 1.0 and c(10**6) == 1.0
@@ -62,6 +70,7 @@ def test_constant():
         ({"name": "linear", "warmup_updates": 2000}, "warmup_updates must be in \\[0, total_updates=1000\\]"),
         ({"name": "poly", "power": -1.0}, "need power > 0"),
         ({"name": "cosine", "final_scale": 2.0}, "final_scale must be in \\[0, 1\\]"),
+        ({"name": "cosine", "init_scale": -0.1}, "init_scale must be in \\[0, 1\\]"),
         ({"name": "inverse_sqrt", "warmup_updates": 0}, "warmup_updates must be >= 1"),
     ],
 )

@@ -112,6 +112,9 @@ def family(spec: Mapping[str, Any]) -> str:
     if spec["encoder"]["name"] == "conformer":
         return "wav2vec2-conformer"
     if spec["encoder"].get("num_buckets", 0):
+        if not spec["encoder"].get("gated_position", True):
+            raise CheckpointError("cannot export an ungated relative position bias (gated_position: false) to "
+                                  "HF: its only relative-bias model, WavLM, gates the bias")
         return "wavlm"
     return "hubert" if spec["name"].startswith("hubert") else "wav2vec2"
 
