@@ -8,7 +8,7 @@ Metrics: ``acc_masked`` (positive beats every distractor), ``code_ppl``, ``prob_
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -55,15 +55,25 @@ class Wav2Vec2Objective(nn.Module):
     def set_num_updates(self, num_updates: int) -> None:
         self.quantizer.set_num_updates(num_updates)
 
-    def forward(self, out: UpstreamOutput, time_mask: Tensor, batch: Dict[str, Any]) -> ObjectiveOutput:
-        """out.features: (B, T, C) unmasked features; out.hidden_states[-1]: (B, T, D) context."""
+    def forward(self, out: UpstreamOutput, time_mask: Tensor, batch: Dict[str, Any],
+                negatives: Optional[Tuple[Tensor, Tensor]] = None) -> ObjectiveOutput:
+        """out.features: (B, T, C) unmasked features; out.hidden_states[-1]: (B, T, D) context.
+
+        negatives: ``(index, valid)``, each (N, K), as ``sample_negatives(time_mask, K)`` returns
+        them (indices into the masked steps in ``time_mask.nonzero()`` order); drawn here when None.
+        """
         check_time_mask(time_mask, out, "wav2vec2")
         if out.features is None:
             raise ValueError("wav2vec2: the upstream returned no features (B, T, C) to quantize")
         quantized = self.quantizer(out.features[time_mask])  # q: (N, codebook_dim)
         positives = self.project_q(quantized.q)  # (N, F)
         context = self.final_proj(out.hidden_states[-1][time_mask])  # (N, F)
-        index, valid = sample_negatives(time_mask, self.num_negatives)  # (N, K)
+        if negatives is None:
+            negatives = sample_negatives(time_mask, self.num_negatives)
+        index, valid = negatives  # (N, K) each
+        if index.shape != (context.shape[0], self.num_negatives) or valid.shape != index.shape:
+            raise ValueError(f"wav2vec2: negatives must be (index, valid) of shape ({context.shape[0]}, "
+                             f"{self.num_negatives}), got {tuple(index.shape)} and {tuple(valid.shape)}")
         logits = contrastive_logits(context, positives, positives[index], valid, self.logit_temp)
         num_masked = logits.shape[0]
         if num_masked:

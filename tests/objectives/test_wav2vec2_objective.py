@@ -118,3 +118,18 @@ def test_contrastive_objective_learns_predictable_targets():
     assert sum(l for l, _ in first) / 5 > 0.9 * chance
     assert sum(l for l, _ in last) / 5 < 0.5 * chance
     assert sum(a for _, a in last) / 5 > sum(a for _, a in first) / 5 + 0.3
+
+
+def test_given_negatives_are_the_ones_used():
+    """``negatives=`` replaces the objective's own draw (the parity tests feed HF's negatives through it)."""
+    obj, out, mask = _setup()
+    obj.eval()
+    torch.manual_seed(5)
+    drawn = obj(out, mask, {}).terms["contrastive"]
+    torch.manual_seed(5)
+    same = sample_negatives(mask, 7)
+    torch.testing.assert_close(obj(out, mask, {}, negatives=same).terms["contrastive"], drawn, atol=0, rtol=0)
+    other = sample_negatives(mask, 7, torch.Generator().manual_seed(6))
+    assert abs(float((obj(out, mask, {}, negatives=other).terms["contrastive"] - drawn).detach())) > 1e-3
+    with pytest.raises(ValueError, match=r"negatives must be \(index, valid\) of shape \(22, 7\)"):
+        obj(out, mask, {}, negatives=(same[0][:, :3], same[1][:, :3]))
