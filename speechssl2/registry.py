@@ -122,6 +122,7 @@ PRESETS = Registry("presets")
 DOWNSTREAMS = Registry("downstreams")
 MODELS = Registry("models")  # top-level trainables: forward(batch) -> StepOutput
 SCHEDULERS = Registry("schedulers")
+MASK_SAMPLERS = Registry("mask_samplers")  # span-mask samplers: masking: {sampler: key, ...}
 
 _STATE = {"loaded": False, "loading": False}
 

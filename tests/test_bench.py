@@ -128,6 +128,16 @@ def test_bench_masking():
     assert len(rows) == 2 and 0 < rows[0]["fraction"] < 1
 
 
+def test_bench_mask_fraction():
+    rows = run("mask_fraction", "--lengths", "librispeech", "--utterances", "64", "--batch", "4", "--probs", "0.65")
+    assert [(r["sampler"], r["shape"]) for r in rows] == [("stationary", "any"), ("fairseq", "alone"),
+                                                        ("fairseq", "bucketed"), ("fairseq", "random"),
+                                                        ("fairseq", "cropped")]
+    assert all(0 < r["fractions"][0] < 1 for r in rows)
+    # require_same_masks: padded random batches mask less than utterances alone
+    assert rows[3]["fractions"][0] < rows[1]["fractions"][0]
+
+
 def test_bench_data():
     if not (SHARED / "fsdd" / "recordings").is_dir():
         pytest.skip(f"FSDD not found under {SHARED}")

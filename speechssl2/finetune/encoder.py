@@ -8,8 +8,10 @@ Policies (SPEC §4), all in this one module so that CTC and transducer share the
 * the rest of the upstream is frozen for the first ``freeze_updates`` updates: the
   whole upstream runs under ``torch.no_grad()``, so its gradients stay ``None`` and the
   optimizer skips them (under DDP set ``trainer.find_unused_parameters: true``);
-* time masking: SPEC span masks (``speechssl2.masking``) passed to the upstream, which
-  swaps the masked frames for its learned ``mask_emb``;
+* time masking: span masks (``speechssl2.masking``) passed to the upstream, which
+  swaps the masked frames for its learned ``mask_emb``; ``time_mask`` / ``channel_mask``
+  are ``[prob, span]`` (the stationary SPEC sampler) or a sampler spec such as
+  ``{sampler: fairseq, prob: 0.65, span: 10, min_masks: 2}`` (``build_masker``);
 * channel masking: spans along D zeroed in the representation the head reads. The
   released recipes zero channels of the transformer *input*; our upstream has no
   argument for that, so we mask its output instead, which regularizes the head the same
@@ -29,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import torch
 from torch import Tensor, nn
 
-from speechssl2.masking import channel_mask, span_mask
+from speechssl2.masking import MaskSpec, build_masker
 from speechssl2.models import build_upstream
 from speechssl2.models.attention import SelfAttention
 from speechssl2.models.transformer import FeedForward
@@ -109,8 +111,8 @@ class FineTuneEncoder(nn.Module):
         weighted_sum: bool = False,
         freeze_updates: int = 0,
         freeze_frontend: bool = True,
-        time_mask: Tuple[float, int] = (0.05, 10),
-        channel_mask: Tuple[float, int] = (0.0, 64),
+        time_mask: MaskSpec = (0.05, 10),
+        channel_mask: MaskSpec = (0.0, 64),
         upstream_overrides: Optional[Dict[str, float]] = None,
     ) -> None:
         super().__init__()
@@ -119,7 +121,7 @@ class FineTuneEncoder(nn.Module):
         set_dropout_rates(self.upstream, self.upstream_overrides)
         self.embed_dim: int = self.upstream.embed_dim
         self.freeze_updates = freeze_updates
-        self.time_mask, self.channel_mask = tuple(time_mask), tuple(channel_mask)
+        self.time_mask, self.channel_mask = build_masker(time_mask), build_masker(channel_mask)
         if freeze_frontend:
             self.upstream.frontend.requires_grad_(False)
         self.layer_sum: Optional[WeightedLayerSum] = None
@@ -139,13 +141,13 @@ class FineTuneEncoder(nn.Module):
         max_frames = int(self.upstream.frame_lengths(torch.tensor([audio.shape[1]]))[0])
         pad = torch.arange(max_frames, device=audio.device)[None, :] >= frames[:, None]  # (B, T)
         time_mask = None
-        if self.training and self.time_mask[0] > 0:
-            time_mask = span_mask(pad, *self.time_mask)
+        if self.training and self.time_mask.prob > 0:
+            time_mask = self.time_mask(pad)
         with torch.no_grad() if self.upstream_frozen else nullcontext():
             out = self.upstream(audio, audio_lens, time_mask=time_mask)
         x = self.layer_sum(out.hidden_states) if self.layer_sum is not None else out.last_hidden_state  # (B, T, D)
-        if self.training and self.channel_mask[0] > 0:
-            mask = channel_mask(x.shape[0], x.shape[-1], *self.channel_mask, device=x.device)  # (B, D)
+        if self.training and self.channel_mask.prob > 0:
+            mask = self.channel_mask.channel(x.shape[0], x.shape[-1], device=x.device)  # (B, D)
             x = x.masked_fill(mask[:, None, :], 0.0)
         return x, out.lengths, out.padding_mask
 

@@ -10,6 +10,11 @@ A config lists objectives by registry key with their weight::
         - {name: hubert, weight: 1.0, num_classes: 100}
         - {name: wav2vec2, weight: 0.5, feature_pen_weight: 0}   # combined without new code; one feature penalty
 
+``masking`` picks a span-mask sampler (``speechssl2.masking``): ``{prob: 0.08, span: 10}`` is
+the stationary process (``prob`` = start probability per frame); ``{sampler: fairseq,
+prob: 0.8, span: 10, min_masks: 2}`` is fairseq's ``compute_mask_indices`` (``prob`` =
+fairseq's ``mask_prob``), the LibriSpeech paper configs' choice.
+
 The span mask is drawn once per batch and shared by every objective. Each objective
 gets the upstream's sizes it asks for (``embed_dim``, ``feature_dim``) by parameter name.
 
@@ -31,7 +36,7 @@ import torch
 import torch.nn as nn
 
 from speechssl2.interfaces import ObjectiveOutput, StepOutput
-from speechssl2.masking import SpanMasker
+from speechssl2.masking import build_masker
 from speechssl2.models.functional import padding_mask
 from speechssl2.models.upstream import build_upstream
 from speechssl2.registry import MODELS, OBJECTIVES
@@ -51,7 +56,7 @@ class SSLModel(nn.Module):
     ) -> None:
         super().__init__()
         self.upstream = build_upstream(upstream) if isinstance(upstream, dict) else upstream
-        self.masker = SpanMasker(**masking)
+        self.masker = build_masker(masking)
         if not objectives:
             raise ValueError("ssl model: 'objectives' is empty; list at least one, e.g. [{name: hubert, weight: 1.0}]")
         self.objectives = nn.ModuleDict()
