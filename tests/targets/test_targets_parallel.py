@@ -57,7 +57,7 @@ def test_targets_stage_in_two_jobs_gives_the_labels_of_one(make_fsdd_cuts, tmp_p
         res = run_targets_stage(work, conf, nj)
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
         exp = work / "exp" / "hubert_targets"
-        assert sorted(p.name for p in (exp / "feats_iter1" / "train").glob("*.json")) == [
+        assert sorted(p.name for p in (exp / "feats_iter1" / "train").glob("feats_*.json")) == [
             f"feats_{r}_{nj}.json" for r in range(nj)]  # one shard per job
         for step in ("dump_features", "dump_labels"):
             for r in range(nj):

@@ -64,11 +64,17 @@ def test_mfcc_kmeans_labels_pnmi_on_fsdd(make_fsdd_cuts, tmp_path, monkeypatch):
     run_all(args)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
-    # quality gate, and no silent overwrite of a k-means run with other settings
+    # quality gate
     with pytest.raises(SystemExit, match="quality gate failed: PNMI"):
         pnmi.main(args + ["--set=pnmi.min_pnmi=0.99"])
-    with pytest.raises(SystemExit, match="trained with other settings"):
-        learn_kmeans.main(args + ["--set=kmeans.n_clusters=20"])
+    # other k-means settings: the codebook is trained again and the labels follow it, never a mix;
+    # the features, which do not depend on k-means, are not dumped again
+    feats = {p: p.stat().st_mtime_ns for p in (exp / "feats_iter1").rglob("feats_*")}
+    run_all(args + ["--set=kmeans.n_clusters=20"])
+    assert json.loads((exp / "kmeans_iter1" / "km.json").read_text())["n_clusters"] == 20
+    relabelled = [c.load_custom("hubert_labels") for c in CutSet.from_file(manifest.parent / "cuts_hubert_iter1.jsonl.gz")]
+    assert max(lab.max() for lab in relabelled) < 20 < max(lab.max() for lab in labels)
+    assert {p: p.stat().st_mtime_ns for p in feats} == feats
 
     # iteration 2 from layer features of a (tiny, untrained) upstream; one row per iteration
     monkeypatch.setattr(speechssl2, "load_pretrained", lambda path: (build_upstream({"name": "hubert_tiny"}), {}),
