@@ -48,6 +48,9 @@ case "$launcher" in
     set -m  # each job in its own process group: an interrupt stops the jobs' whole process trees
     pids=()
     trap 'for p in "${pids[@]}"; do kill -- "-$p" 2>/dev/null; done; exit 130' INT TERM
+    # The jobs share this machine: split its threads between them instead of each taking all.
+    threads=$(( ${OMP_NUM_THREADS:-$(nproc)} / (last - first + 1) ))
+    export OMP_NUM_THREADS=$(( threads > 0 ? threads : 1 ))
     for n in $(seq "$first" "$last"); do run_job "$n" & pids+=($!); done
     wait "${pids[@]}" || true ;;  # every job's status is in its log
   slurm)
