@@ -76,7 +76,7 @@ class Stage:
 
     def up_to_date(self) -> bool:
         """True when the stamp matches; otherwise log why, drop the stamp and return False."""
-        old = self._read_stamp()
+        old = _read_json(self.stamp)
         reasons = ["forced (--force)"] if self.force else self._changes(old)
         if not reasons:
             log.info("[%s] up to date (config, %d input(s), %d output file(s) unchanged): skipping; "
@@ -114,19 +114,18 @@ class Stage:
             if path not in self.input_sigs:
                 self.input_sigs[path] = tree_sigs(Path(path))
 
-    def _read_stamp(self) -> Dict[str, Any]:
-        return _read_json(self.stamp)
-
     def _same_run(self, started: Dict[str, Any]) -> bool:
         """An unfinished run of this config on these input contents: its partial outputs may be kept."""
         if started.get("config") != self.config or set(started.get("inputs", {})) != set(self.inputs):
             return False
-        for path in self.inputs:
-            recorded = {f: tuple(sig) for f, sig in started["inputs"][path].items()}
-            self.input_sigs[path] = tree_sigs(Path(path), recorded)
-            if {f: sig[2] for f, sig in self.input_sigs[path].items()} != {f: sig[2] for f, sig in recorded.items()}:
-                return False
-        return True
+        return not any(self._changed_files(path, started["inputs"][path]) for path in self.inputs)
+
+    def _changed_files(self, path: str, recorded: Dict[str, Sig]) -> List[str]:
+        """Files of input ``path`` whose content differs from ``recorded`` (signatures refreshed)."""
+        recorded = {f: tuple(sig) for f, sig in recorded.items()}
+        self.input_sigs[path] = tree_sigs(Path(path), recorded)
+        return sorted(f for f in self.input_sigs[path].keys() | recorded.keys()
+                      if self.input_sigs[path].get(f, ABSENT)[2] != recorded.get(f, ABSENT)[2])
 
     def _changes(self, old: Dict[str, Any]) -> List[str]:
         """Why the stamp does not hold: first difference of each kind, in order of cost."""
@@ -139,10 +138,7 @@ class Stage:
         if set(old["inputs"]) != set(self.inputs):
             return reasons + ["inputs are other paths"]
         for path in self.inputs:
-            recorded = {f: tuple(s) for f, s in old["inputs"][path].items()}
-            self.input_sigs[path] = tree_sigs(Path(path), recorded)
-            changed = sorted(f for f in self.input_sigs[path].keys() | recorded.keys()
-                             if self.input_sigs[path].get(f, ABSENT)[2] != recorded.get(f, ABSENT)[2])
+            changed = self._changed_files(path, old["inputs"][path])
             if changed:
                 reasons.append(f"input {path} changed ({len(changed)} file(s), e.g. {changed[0]})")
         return reasons

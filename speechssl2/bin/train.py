@@ -49,10 +49,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     log_file = Path(cfg.exp_dir) / "train.log" if info.is_main else None
     setup_logging(log_file, level=logging.INFO if info.is_main else logging.WARNING)
     stage = Stage("train", cfg, stamp_path(cfg.exp_dir, "train"), [cfg.exp_dir])
-    if stage.up_to_date():
-        cleanup()
-        return
     try:
+        if stage.up_to_date():
+            return
         seed_everything(cfg.trainer.seed)  # the same initial weights on every rank
         model = MODELS.build(cfg.model)
         check_transcripts(model, cfg.data)

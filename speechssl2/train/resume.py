@@ -10,10 +10,15 @@ that only say how long to train or how often to log and save may change; a large
 """
 from __future__ import annotations
 
+import logging
+from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional
 
 from speechssl2.config import ConfigError
 from speechssl2.stage import dict_diff
+from speechssl2.train.checkpoint import all_checkpoints
+
+log = logging.getLogger(__name__)
 
 # Dotted config fields that do not change the weights a run produces.
 MAY_CHANGE = frozenset({
@@ -33,6 +38,13 @@ def resume_conflicts(stored: Mapping[str, Any], new: Mapping[str, Any],
                    for path in sorted(stored_inputs.keys() & new_inputs.keys())
                    if stored_inputs[path] != new_inputs[path]]
     return fields + changed
+
+
+def start_fresh(exp_dir: Path) -> None:
+    """``trainer.resume=never``: remove every checkpoint of the earlier run, so none outlives it."""
+    for old in all_checkpoints(exp_dir):
+        log.info("trainer.resume=never: removing %s", old)
+        old.unlink()
 
 
 def check_resume(path: Any, state: Dict[str, Any], new_config: Mapping[str, Any],

@@ -38,7 +38,7 @@ from speechssl2.registry import SCHEDULERS
 from speechssl2.train import checkpoint as ckpt
 from speechssl2.train.build import build_optimizer, grad_accum_steps, seed_everything
 from speechssl2.train.config import TrainConfig, validate
-from speechssl2.train.resume import check_resume
+from speechssl2.train.resume import check_resume, start_fresh
 from speechssl2.train.distributed import (
     DistInfo,
     all_gather_object,
@@ -368,9 +368,7 @@ class Trainer:
         path = self.exp_dir / ckpt.LAST
         if self.t.resume == "never":
             if self.info.is_main:
-                for old in ckpt.all_checkpoints(self.exp_dir):
-                    log.info("trainer.resume=never: removing %s", old)
-                    old.unlink()
+                start_fresh(self.exp_dir)
             barrier()
             return 0, False
         if not path.is_file():
