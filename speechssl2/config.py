@@ -11,7 +11,7 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Sequence, Type, TypeVar, get_type_hints
+from typing import Any, Dict, Mapping, Sequence, Type, TypeVar, get_type_hints
 
 import yaml
 
