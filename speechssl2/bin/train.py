@@ -5,7 +5,12 @@ Single process: run it directly. Several GPUs or nodes: launch it with ``torchru
 under Slurm); ranks come from torchrun's environment. Rerunning a killed stage resumes
 from ``<exp_dir>/checkpoint_last.pt``, provided it was trained with the same config and inputs
 (``speechssl2.train.resume``); a finished run whose config, inputs (cuts, labels, upstream,
-tokenizer) and checkpoints are unchanged is skipped (``speechssl2.stage``).
+tokenizer, ``init_from``) and checkpoints are unchanged is skipped (``speechssl2.stage``).
+
+Continued pre-training: ``--set init_from=<checkpoint>`` loads the whole SSL model (upstream
+and objective heads) from an HF ``Wav2Vec2ForPreTraining`` directory, a fairseq wav2vec 2.0 /
+HuBERT checkpoint, a torchaudio ``HuBERTPretrainModel`` state dict or a speechssl2 training
+checkpoint, then trains from update 0 with a fresh optimizer (``speechssl2.models.io.pretraining``).
 """
 from __future__ import annotations
 
@@ -48,12 +53,17 @@ def main(argv: Optional[List[str]] = None) -> None:
     info = init_distributed()
     log_file = Path(cfg.exp_dir) / "train.log" if info.is_main else None
     setup_logging(log_file, level=logging.INFO if info.is_main else logging.WARNING)
-    stage = Stage("train", cfg, stamp_path(cfg.exp_dir, "train"), [cfg.exp_dir])
+    stage = Stage("train", cfg, stamp_path(cfg.exp_dir, "train"), [cfg.exp_dir],
+                  extra_inputs=[cfg.init_from] if cfg.init_from else [])  # also a bare file name
     try:
         if stage.up_to_date():
             return
         seed_everything(cfg.trainer.seed)  # the same initial weights on every rank
         model = MODELS.build(cfg.model)
+        if cfg.init_from:  # before the trainer: a resumed run's checkpoint_last.pt still wins
+            from speechssl2.models.io.pretraining import init_from_checkpoint
+
+            init_from_checkpoint(model, cfg.init_from)
         check_transcripts(model, cfg.data)
         train_loader = build_loader(cfg.data, cfg.data.train, True, info, cfg.trainer.seed)
         valid_loader = build_loader(cfg.data, cfg.data.valid, False, info, cfg.trainer.seed) if cfg.data.valid else None

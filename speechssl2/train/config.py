@@ -65,6 +65,9 @@ class TrainConfig:
     scheduler: Dict[str, Any] = field(default_factory=lambda: {"name": "constant"})  # SCHEDULERS spec: lr multiplier
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     exp_dir: str = "exp/train"  # checkpoints, train.log, config.yaml and tensorboard/ go here
+    # Continued pre-training: every weight (upstream and objective heads) from a released or earlier
+    # checkpoint (speechssl2.models.io.pretraining); fresh optimizer, update 0. Not a resume.
+    init_from: Optional[str] = None
 
 
 def validate(cfg: TrainConfig) -> None:

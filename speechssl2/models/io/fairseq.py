@@ -98,8 +98,8 @@ def load_state(upstream: Upstream, state: Mapping[str, Tensor], where: str) -> U
     return upstream
 
 
-def load_fairseq(ckpt: Mapping[str, Any], where: str) -> Tuple[Upstream, Dict[str, Any]]:
-    """fairseq checkpoint dict -> (upstream, resolved spec)."""
+def checkpoint_spec(ckpt: Mapping[str, Any]) -> Dict[str, Any]:
+    """The upstream spec a fairseq checkpoint's config describes (of the encoder, for a fine-tuned one)."""
     if "cfg" in ckpt and ckpt["cfg"]:
         cfg = as_dict(ckpt["cfg"])
         model, task = as_dict(cfg.get("model")), as_dict(cfg.get("task"))
@@ -109,7 +109,12 @@ def load_fairseq(ckpt: Mapping[str, Any], where: str) -> Tuple[Upstream, Dict[st
         inner = as_dict(model["w2v_args"])
         model, task = as_dict(inner.get("model", inner)), as_dict(inner.get("task", inner))
     name = "hubert" if "hubert" in str(model.get("_name", model.get("arch", ""))) else "wav2vec2"
-    upstream = build_upstream(cfg_to_spec(model, bool(task.get("normalize", False)), name))
+    return cfg_to_spec(model, bool(task.get("normalize", False)), name)
+
+
+def load_fairseq(ckpt: Mapping[str, Any], where: str) -> Tuple[Upstream, Dict[str, Any]]:
+    """fairseq checkpoint dict -> (upstream, resolved spec)."""
+    upstream = build_upstream(checkpoint_spec(ckpt))
     return load_state(upstream, ckpt["model"], where), upstream.spec
 
 

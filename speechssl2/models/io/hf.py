@@ -152,32 +152,49 @@ def table_for(spec: Mapping[str, Any]) -> Tuple[Table, Tuple[str, ...]]:
     return (CONFORMER, CONFORMER_IGNORE) if spec["encoder"]["name"] == "conformer" else (TRANSFORMER, ())
 
 
-def read_weights(directory: Path) -> Dict[str, Tensor]:
-    """model.safetensors or pytorch_model.bin, with any task-head prefix (``wav2vec2.`` ...) removed and
-    legacy weight-norm names (``weight_g``/``weight_v``) renamed to torch's parametrization names."""
+def read_state_file(directory: Path) -> Dict[str, Tensor]:
+    """The raw state dict of model.safetensors or pytorch_model.bin, task heads included."""
     if (directory / "model.safetensors").is_file():
         from safetensors.torch import load_file
 
-        state = load_file(str(directory / "model.safetensors"))
-    elif (directory / "pytorch_model.bin").is_file():
-        state = torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
-    else:
-        raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin next to config.json")
+        return load_file(str(directory / "model.safetensors"))
+    if (directory / "pytorch_model.bin").is_file():
+        return torch.load(directory / "pytorch_model.bin", map_location="cpu", weights_only=True)
+    raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin next to config.json")
+
+
+def split_base(state: Mapping[str, Tensor]) -> Tuple[Dict[str, Tensor], Dict[str, Tensor]]:
+    """(base model weights with the task-head prefix (``wav2vec2.`` ...) removed and legacy weight-norm
+    names (``weight_g``/``weight_v``) renamed to torch's parametrization names, the task heads' weights)."""
+    state = dict(state)
+    heads: Dict[str, Tensor] = {}
     for prefix in BASE_PREFIXES:
         if any(k.startswith(prefix) for k in state):  # a ForCTC/ForPreTraining checkpoint: keep the base model
+            heads = {k: v for k, v in state.items() if not k.startswith(prefix)}
             state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
             break
-    return {LEGACY_WEIGHT_NORM.get(k, k): v for k, v in state.items()}
+    return {LEGACY_WEIGHT_NORM.get(k, k): v for k, v in state.items()}, heads
+
+
+def read_weights(directory: Path) -> Dict[str, Tensor]:
+    """The base model's weights of an HF directory (``split_base`` of its state file)."""
+    return split_base(read_state_file(directory))[0]
+
+
+def read_config(directory: Path) -> Tuple[Dict[str, Any], bool]:
+    """(config.json, whether the waveform is normalized: preprocessor_config.json, else HF's default)."""
+    cfg = json.loads((directory / "config.json").read_text())
+    pre = directory / "preprocessor_config.json"
+    normalize = json.loads(pre.read_text()).get("do_normalize", False) if pre.is_file() \
+        else cfg.get("feat_extract_norm") == "layer"
+    return cfg, bool(normalize)
 
 
 def load_hf(directory: str | Path) -> Tuple[Upstream, Dict[str, Any]]:
     """HF directory -> (upstream, resolved spec). Waveform normalization comes from preprocessor_config.json."""
     directory = Path(directory)
-    cfg = json.loads((directory / "config.json").read_text())
-    pre = directory / "preprocessor_config.json"
-    normalize = json.loads(pre.read_text()).get("do_normalize", False) if pre.is_file() \
-        else cfg.get("feat_extract_norm") == "layer"
-    spec = hf_config_to_spec(cfg, bool(normalize))
+    cfg, normalize = read_config(directory)
+    spec = hf_config_to_spec(cfg, normalize)
     upstream = build_upstream(spec)
     table, ignore = table_for(upstream.spec)
     state = read_weights(directory)
