@@ -11,7 +11,9 @@ padding it saves outweighs the extra calls (``speechssl2.models.unpadded``).
 Conv weights: ``kaiming_normal_`` (He, fan_in) in the ``group_norm`` and ``layer_norm``
 modes, as in fairseq's wav2vec 2.0 ``ConvFeatureExtractionModel`` (HuBERT and WavLM reuse
 it); PyTorch's default init in the ``utterance_norm`` mode, as in fairseq's wav2vec
-(2019) one, where every block is normalised anyway. The default init has a gain of about
+(2019) one, where every block is normalised anyway. ``log_compression`` maps the output
+to log(|x| + 1), fairseq wav2vec's ``--log-compression`` (fairseq/models/wav2vec/wav2vec.py:L413-416
+@3d262bb), on in the released wav2vec large command. The default init has a gain of about
 1/sqrt(3) per layer: over the six un-normalised blocks of the ``group_norm`` mode the
 features shrank ~1000x (std ~3e-4 on the 64-channel tiny frontend), below the feature
 LayerNorm's eps (1e-5 on the variance), so the projected features carried almost no
@@ -19,6 +21,7 @@ content and wav2vec 2.0's contrastive loss sat at ln(K + 1) on real audio.
 """
 from __future__ import annotations
 
+import math
 from typing import List, Literal, Optional, Tuple
 
 import torch
@@ -68,6 +71,7 @@ class ConvFrontend(nn.Module):
         norm_mode: NormMode = "group_norm",
         conv_bias: bool = False,
         activation: Literal["gelu", "relu"] = "gelu",
+        log_compression: bool = False,
     ) -> None:
         super().__init__()
         if not (len(channels) == len(kernels) == len(strides)) or not channels:
@@ -84,6 +88,12 @@ class ConvFrontend(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.output_dim = channels[-1]
         self.min_samples = receptive_field(kernels, strides)
+        self.log_compression = log_compression
+
+    @property
+    def field_frames(self) -> int:
+        """ceil(receptive field / hop): how many frames one frame's input samples span (fairseq wav2vec's offset 'auto')."""
+        return -(-self.min_samples // math.prod(self.strides))
 
     def frame_lengths(self, sample_lengths: Tensor) -> Tensor:
         """(B,) samples -> (B,) frames; frames that would need samples past the end are dropped."""
@@ -106,4 +116,6 @@ class ConvFrontend(nn.Module):
             cur = conv_output_lengths(cur, [k], [s])
             t_out = (x.shape[-1] - k) // s + 1
             x = block(x, None if lengths is None else ~padding_mask(cur, t_out))
+        if self.log_compression:
+            x = torch.log1p(x.abs())  # 0 stays 0: padding is untouched
         return x.transpose(1, 2), cur

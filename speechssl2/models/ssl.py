@@ -16,7 +16,8 @@ prob: 0.8, span: 10, min_masks: 2}`` is fairseq's ``compute_mask_indices`` (``pr
 fairseq's ``mask_prob``), the LibriSpeech paper configs' choice.
 
 The span mask is drawn once per batch and shared by every objective. Each objective
-gets the upstream's sizes it asks for (``embed_dim``, ``feature_dim``) by parameter name.
+gets the upstream's sizes it asks for (``embed_dim``, ``feature_dim``, ``frontend_field_frames``)
+by parameter name.
 
 Combining objectives: the feature penalty regularizes the one shared upstream, so only
 one objective may add it (the others set ``feature_pen_weight: 0``); two raise rather
@@ -30,7 +31,7 @@ objectives never share a quantizer).
 from __future__ import annotations
 
 import inspect
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Union
 
 import torch
 import torch.nn as nn
@@ -41,7 +42,11 @@ from speechssl2.models.functional import padding_mask
 from speechssl2.models.upstream import build_upstream
 from speechssl2.registry import MODELS, OBJECTIVES
 
-UPSTREAM_SIZES = ("embed_dim", "feature_dim")
+UPSTREAM_SIZES: Dict[str, Callable[[nn.Module], Optional[int]]] = {
+    "embed_dim": lambda upstream: upstream.embed_dim,
+    "feature_dim": lambda upstream: upstream.feature_dim,
+    "frontend_field_frames": lambda upstream: getattr(upstream.frontend, "field_frames", None),  # wav2vec offset
+}
 
 
 @MODELS.register("ssl")
@@ -69,10 +74,10 @@ class SSLModel(nn.Module):
             self.objectives[name] = OBJECTIVES.build(kwargs, **self._sizes_for(OBJECTIVES.get(name), kwargs))
             self.objective_weights[name] = float(spec.get("weight", 1.0))
 
-    def _sizes_for(self, factory: Any, kwargs: Dict[str, Any]) -> Dict[str, int]:
+    def _sizes_for(self, factory: Any, kwargs: Dict[str, Any]) -> Dict[str, Optional[int]]:
         """The upstream sizes this objective's constructor takes (and the config does not set)."""
         params = inspect.signature(factory).parameters
-        return {k: getattr(self.upstream, k) for k in UPSTREAM_SIZES if k in params and k not in kwargs}
+        return {k: size(self.upstream) for k, size in UPSTREAM_SIZES.items() if k in params and k not in kwargs}
 
     def set_num_updates(self, num_updates: int) -> None:
         """Called by the trainer every update (the Gumbel temperature anneals from it)."""

@@ -11,8 +11,8 @@ from speechssl2.registry import FRONTENDS
 
 
 @FRONTENDS.register("wav2vec")
-def wav2vec_frontend(channels: int = 512, conv_bias: bool = False) -> ConvFrontend:
-    """The 2019 wav2vec feature encoder; ``channels`` shrinks it for tests."""
+def wav2vec_frontend(channels: int = 512, conv_bias: bool = False, log_compression: bool = False) -> ConvFrontend:
+    """The 2019 wav2vec feature encoder; ``channels`` shrinks it for tests; log(|z| + 1) on request."""
     return ConvFrontend(
         channels=[channels] * 5,
         kernels=[10, 8, 4, 4, 4],
@@ -20,4 +20,5 @@ def wav2vec_frontend(channels: int = 512, conv_bias: bool = False) -> ConvFronte
         norm_mode="utterance_norm",
         conv_bias=conv_bias,
         activation="relu",
+        log_compression=log_compression,
     )

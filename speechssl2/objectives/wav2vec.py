@@ -1,6 +1,6 @@
 """wav2vec (2019) objective: binary contrastive prediction of the next K encoder frames.
 
-For every valid frame i of an utterance and every step k = 1..K with i + k still inside
+For every valid frame i of an utterance and every step k = o..o+K-1 with i + k still inside
 the utterance (a "pair"), a step-specific affine map h_k(c_i) = W_k c_i + b_k of the
 context vector scores the true future frame z_{i+k} against N distractors z~ drawn
 uniformly, with replacement, from the *other* valid frames of the same utterance (never
@@ -29,12 +29,19 @@ distractors, so nothing is lost), ``logit_offset`` (-ln N puts zero scores at th
 level) gives the offset as a constant, and ``score_scale`` (1 / sqrt(C)) keeps the initial
 scores of unit-norm-per-channel targets out of saturation.
 
+The first step o is ``step_offset``: 1 by default (the paper's k = 1..K); ``auto`` is
+fairseq's default, which the released command keeps: o = ceil(receptive field / hop) of the
+feature encoder (fairseq/models/wav2vec/wav2vec.py:L115-120 and L226-237 @3d262bb), 3 for the
+wav2vec encoder (465 samples, 160 hop), so no target frame shares input samples with the last
+frame the context saw. ``frontend_field_frames`` carries that number from the upstream.
+
 Metrics: ``acc`` (fraction of pairs whose positive outscores all of its distractors; chance
-is 1 / (N + 1)) and ``acc_k01`` ... ``acc_k12``, the same per prediction step.
+is 1 / (N + 1)) and ``acc_kNN`` per prediction step, NN its distance in frames (``acc_k01`` ...
+``acc_k12`` with offset 1, ``acc_k03`` ... ``acc_k14`` with offset 3).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, Literal, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -66,10 +73,16 @@ def sample_frame_negatives(
     return index, valid
 
 
-def step_scores(predictions: Tensor, targets: Tensor, negatives: Tensor, lengths: Tensor) -> Tuple[Tensor, Tensor]:
+def step_distances(steps: int, offset: int, num_frames: int) -> range:
+    """Step indices j whose target i + offset + j can lie inside T frames (fairseq: min(K, T - offset))."""
+    return range(max(0, min(steps, num_frames - offset)))
+
+
+def step_scores(predictions: Tensor, targets: Tensor, negatives: Tensor, lengths: Tensor,
+                offset: int = 1) -> Tuple[Tensor, Tensor]:
     """Dot products of every prediction with its positive (column 0) and its distractors.
 
-    predictions: (B, T, K, C) with [b, i, k-1] = h_k(c_i); targets: (B, T, C) z;
+    predictions: (B, T, K, C) with [b, i, j] = h_k(c_i), k = offset + j; targets: (B, T, C) z;
     negatives: (B, T, N) frame indices of the distractors of each target frame;
     lengths: (B,) valid frames. Returns ``scores`` (B, T, K, 1 + N) and ``pairs`` (B, T, K)
     bool, True where i + k < length (entries outside a pair are 0).
@@ -78,10 +91,11 @@ def step_scores(predictions: Tensor, targets: Tensor, negatives: Tensor, lengths
     gathered = torch.gather(targets, 1, negatives.reshape(b, -1, 1).expand(-1, -1, c))  # (B, T*N, C)
     candidates = torch.cat([targets.unsqueeze(2), gathered.view(b, t, -1, c)], dim=2)  # (B, T, 1+N, C)
     scores = predictions.new_zeros(b, t, steps, candidates.shape[2])
-    for k in range(1, min(steps, t - 1) + 1):
-        scores[:, : t - k, k - 1] = torch.einsum("bic,binc->bin", predictions[:, : t - k, k - 1], candidates[:, k:])
-    position = torch.arange(t, device=lengths.device)[None, :, None] + torch.arange(1, steps + 1,
-                                                                                    device=lengths.device)
+    for j in step_distances(steps, offset, t):
+        k = offset + j
+        scores[:, : t - k, j] = torch.einsum("bic,binc->bin", predictions[:, : t - k, j], candidates[:, k:])
+    distance = torch.arange(offset, offset + steps, device=lengths.device)  # (K,)
+    position = torch.arange(t, device=lengths.device)[None, :, None] + distance
     pairs = position < lengths[:, None, None]  # (B, T, K): target i + k inside the utterance
     return scores, pairs
 
@@ -96,12 +110,13 @@ def binary_contrastive_loss(scores: Tensor, pairs: Tensor, negative_valid: Tenso
     return (positive + negative_weight * negative) * pairs
 
 
-def shift_to_pairs(per_target: Tensor, steps: int) -> Tensor:
-    """(B, T, N) values per target frame j -> (B, T, K, N) values for the pair (i, k) with j = i + k."""
+def shift_to_pairs(per_target: Tensor, steps: int, offset: int = 1) -> Tensor:
+    """(B, T, N) values per target frame -> (B, T, K, N) values for the pair (i, step j) aiming at i + offset + j."""
     b, t, n = per_target.shape
     out = per_target.new_zeros(b, t, steps, n)
-    for k in range(1, min(steps, t - 1) + 1):
-        out[:, : t - k, k - 1] = per_target[:, k:]
+    for j in step_distances(steps, offset, t):
+        k = offset + j
+        out[:, : t - k, j] = per_target[:, k:]
     return out
 
 
@@ -112,13 +127,26 @@ def center_over_time(x: Tensor, padding_mask: Tensor) -> Tensor:
     return (x - mean) * valid
 
 
+def resolve_step_offset(step_offset: Union[int, str], frontend_field_frames: Optional[int]) -> int:
+    """The first prediction distance: an int >= 1 as given, or ``auto`` = the frontend's field in frames."""
+    if step_offset == "auto":
+        if frontend_field_frames is None:
+            raise ValueError("wav2vec objective: step_offset 'auto' needs the frontend's receptive field in frames "
+                             "(a conv frontend gives it); set an integer step_offset instead")
+        return int(frontend_field_frames)
+    if isinstance(step_offset, bool) or not isinstance(step_offset, int) or step_offset < 1:
+        raise ValueError(f"wav2vec objective: step_offset must be an integer >= 1 or 'auto', got {step_offset!r}")
+    return step_offset
+
+
 @OBJECTIVES.register("wav2vec")
 class Wav2VecObjective(nn.Module):
     """Owns the K step-specific affine maps h_k: R^D -> R^C, stacked in one Linear(D, K * C)."""
 
     def __init__(self, embed_dim: int, feature_dim: int, prediction_steps: int = 12, num_negatives: int = 10,
                  negative_weight: float = 1.0, center_targets: bool = False, score_scale: float = 1.0,
-                 logit_offset: float = 0.0) -> None:
+                 logit_offset: float = 0.0, step_offset: Union[int, Literal["auto"]] = 1,
+                 frontend_field_frames: Optional[int] = None) -> None:
         super().__init__()
         if prediction_steps < 1 or num_negatives < 1:
             raise ValueError(f"wav2vec objective: prediction_steps and num_negatives must be >= 1, got "
@@ -129,6 +157,7 @@ class Wav2VecObjective(nn.Module):
             raise ValueError(f"wav2vec objective: score_scale must be > 0, got {score_scale}")
         self.center_targets, self.score_scale, self.logit_offset = center_targets, score_scale, logit_offset
         self.feature_dim = feature_dim
+        self.step_offset = resolve_step_offset(step_offset, frontend_field_frames)
         self.step_proj = nn.Linear(embed_dim, prediction_steps * feature_dim)
 
     def forward(self, out: UpstreamOutput, time_mask: Tensor, batch: Dict[str, Any]) -> ObjectiveOutput:
@@ -144,10 +173,10 @@ class Wav2VecObjective(nn.Module):
         predictions = self.step_proj(context).view(b, t, self.prediction_steps, self.feature_dim)  # (B, T, K, C)
         index, valid = sample_frame_negatives(out.padding_mask, self.num_negatives)  # (B, T, N)
         targets = center_over_time(out.features, out.padding_mask) if self.center_targets else out.features
-        scores, pairs = step_scores(predictions, targets, index, out.lengths)
+        scores, pairs = step_scores(predictions, targets, index, out.lengths, self.step_offset)
         if self.score_scale != 1.0 or self.logit_offset != 0.0:
             scores = scores * self.score_scale + self.logit_offset  # accuracy is unchanged (scale > 0)
-        losses = binary_contrastive_loss(scores, pairs, shift_to_pairs(valid, self.prediction_steps),
+        losses = binary_contrastive_loss(scores, pairs, shift_to_pairs(valid, self.prediction_steps, self.step_offset),
                                          self.negative_weight)  # (B, T, K)
         num_pairs = int(pairs.sum())
         loss = losses.sum() / max(num_pairs, 1)  # a zero with a graph when no utterance has 2 frames
@@ -159,5 +188,5 @@ class Wav2VecObjective(nn.Module):
         wins = (scores[..., 0] > scores[..., 1:].max(dim=-1).values) & pairs  # (B, T, K)
         per_step = wins.sum(dim=(0, 1)) / pairs.sum(dim=(0, 1)).clamp(min=1)  # (K,)
         metrics = {"acc": wins.sum().item() / max(int(pairs.sum()), 1)}
-        metrics.update({f"acc_k{k:02d}": acc for k, acc in enumerate(per_step.tolist(), 1)})
+        metrics.update({f"acc_k{k:02d}": acc for k, acc in enumerate(per_step.tolist(), self.step_offset)})
         return metrics

@@ -20,6 +20,24 @@ def test_wav2vec_frontend_hop_scale_invariance_and_padding():
         torch.testing.assert_close(out[1, :48], alone[0], atol=1e-5, rtol=0)
 
 
+def test_log_compression_is_log_of_abs_plus_one_of_the_plain_output():
+    """fairseq wav2vec's --log-compression (wav2vec.py:L413-416): log(|z| + 1) of the encoder output."""
+    torch.manual_seed(0)
+    plain = FRONTENDS.build({"name": "wav2vec", "channels": 16}).eval()
+    compressed = FRONTENDS.build({"name": "wav2vec", "channels": 16, "log_compression": True}).eval()
+    compressed.load_state_dict(plain.state_dict())
+    wav, lengths = torch.randn(2, 8000) * 3.0, torch.tensor([8000, 5000])
+    with torch.no_grad():
+        z, frames = plain(wav, lengths)
+        y, frames_y = compressed(wav, lengths)
+    assert torch.equal(frames, frames_y) and z.abs().max() > 1.0  # values where the log bends
+    torch.testing.assert_close(y, (z.abs() + 1.0).log(), atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(y, z, atol=1e-2)
+    with torch.no_grad():
+        alone, _ = compressed(wav[1:, :5000], lengths[1:])
+    torch.testing.assert_close(y[1, : int(frames[1])], alone[0], atol=1e-5, rtol=0)  # padding changes nothing
+
+
 def test_fbank_frontend_frames_every_40ms_at_any_rate():
     fe = FRONTENDS.build({"name": "fbank", "sample_rate": 8000, "channels": 4, "n_mels": 40})
     assert fe.output_dim == 4 * 9

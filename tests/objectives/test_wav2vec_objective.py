@@ -36,15 +36,17 @@ def fixed_negatives(lengths, generator):
     return index
 
 
-def test_loss_and_accuracy_equal_a_loop_reference(monkeypatch):
-    lengths = torch.tensor([9, 6, 3])  # the last one is shorter than K + 1: only some steps exist
+@pytest.mark.parametrize("offset", [1, 3])
+def test_loss_and_accuracy_equal_a_loop_reference(monkeypatch, offset):
+    """Steps k = offset .. offset + K - 1 (offset 3: fairseq's 'auto' for the wav2vec encoder)."""
+    lengths = torch.tensor([9, 6, 3])  # the last one is shorter than K + offset: only some steps exist
     out = fake_output(lengths)
     negatives = fixed_negatives(lengths, torch.Generator().manual_seed(0))
     valid = ~out.padding_mask[..., None].expand(-1, -1, N)
     monkeypatch.setattr("speechssl2.objectives.wav2vec.sample_frame_negatives", lambda pad, n: (negatives, valid))
     torch.manual_seed(0)
     objective = OBJECTIVES.build({"name": "wav2vec", "prediction_steps": K, "num_negatives": N,
-                                  "negative_weight": 0.7}, embed_dim=D, feature_dim=C)
+                                  "negative_weight": 0.7, "step_offset": offset}, embed_dim=D, feature_dim=C)
     result = objective(out, torch.zeros(B, T, dtype=torch.bool), {})
 
     weight, bias = objective.step_proj.weight.detach(), objective.step_proj.bias.detach()
@@ -53,22 +55,62 @@ def test_loss_and_accuracy_equal_a_loop_reference(monkeypatch):
     step_wins, step_pairs = [0] * K, [0] * K
     for b, n in enumerate(lengths.tolist()):
         for i in range(n):
-            for k in range(1, K + 1):
+            for j in range(K):
+                k = offset + j
                 if i + k >= n:
                     continue
-                h = weight[(k - 1) * C: k * C] @ c[b, i] + bias[(k - 1) * C: k * C]  # h_k(c_i) = W_k c_i + b_k
+                h = weight[j * C: (j + 1) * C] @ c[b, i] + bias[j * C: (j + 1) * C]  # h_k(c_i) = W_k c_i + b_k
                 pos = torch.dot(z[b, i + k], h)
                 negs = [torch.dot(z[b, int(f)], h) for f in negatives[b, i + k]]
                 loss = -F.logsigmoid(pos) - 0.7 * sum(F.logsigmoid(-s) for s in negs)
                 total, pairs = total + float(loss), pairs + 1
                 wins += int(all(pos > s for s in negs))
-                step_wins[k - 1] += int(all(pos > s for s in negs))
-                step_pairs[k - 1] += 1
-    assert result.sample_size == pairs == (8 + 7 + 6) + (5 + 4 + 3) + (2 + 1)  # sum_k max(n - k, 0)
+                step_wins[j] += int(all(pos > s for s in negs))
+                step_pairs[j] += 1
+    expected_pairs = sum(max(n - offset - j, 0) for n in lengths.tolist() for j in range(K))
+    assert result.sample_size == pairs == expected_pairs
     assert math.isclose(result.terms["binary_contrastive"].item(), total / pairs, rel_tol=0, abs_tol=1e-5)
     assert math.isclose(result.metrics["acc"], wins / pairs, abs_tol=1e-9)
-    for k in range(1, K + 1):
-        assert math.isclose(result.metrics[f"acc_k0{k}"], step_wins[k - 1] / step_pairs[k - 1], abs_tol=1e-6)
+    for j in range(K):
+        acc = step_wins[j] / step_pairs[j] if step_pairs[j] else 0.0
+        assert math.isclose(result.metrics[f"acc_k{offset + j:02d}"], acc, abs_tol=1e-6)
+
+
+def fairseq_auto_offset(layers):
+    """fairseq wav2vec.py:L226-237 @3d262bb, written out: ceil(receptive field / hop) over (dim, k, stride)."""
+    jin = rin = 0
+    for _, k, stride in layers:
+        if rin == 0:
+            rin = k
+        rin = rin + (k - 1) * jin
+        jin = stride if jin == 0 else jin * stride
+    return math.ceil(rin / jin)
+
+
+@pytest.mark.parametrize("preset", ["wav2vec_tiny", "wav2vec_base", "wav2vec_large"])
+def test_auto_step_offset_is_fairseqs_for_the_upstream_frontend(preset):
+    model = MODELS.build({"name": "ssl", "upstream": {"name": preset}, "masking": {"prob": 0.0, "span": 1},
+                          "objectives": [{"name": "wav2vec", "step_offset": "auto", "prediction_steps": 2}]})
+    frontend = model.upstream.frontend
+    expected = fairseq_auto_offset([(0, k, s) for k, s in zip(frontend.kernels, frontend.strides)])
+    assert expected == 3  # 465 samples seen, 160 hop (the 1x1 layers of LARGE add nothing)
+    assert model.objectives["wav2vec"].step_offset == expected
+
+
+def test_auto_step_offset_runs_and_names_steps_by_distance():
+    model = MODELS.build({"name": "ssl", "upstream": {"name": "wav2vec_tiny"}, "masking": {"prob": 0.0, "span": 1},
+                          "objectives": [{"name": "wav2vec", "step_offset": "auto", "prediction_steps": 2}]})
+    torch.manual_seed(0)
+    step = model({"audio": torch.randn(2, 4000), "audio_lens": torch.tensor([4000, 3000])})
+    assert {k for k in step.metrics if "acc_k" in k} == {"wav2vec/acc_k03", "wav2vec/acc_k04"}
+    assert torch.isfinite(step.loss)
+
+
+def test_bad_step_offsets_are_refused():
+    with pytest.raises(ValueError, match="needs the frontend's receptive field"):
+        OBJECTIVES.build({"name": "wav2vec", "step_offset": "auto"}, embed_dim=D, feature_dim=C)
+    with pytest.raises(ValueError, match="step_offset must be an integer >= 1"):
+        OBJECTIVES.build({"name": "wav2vec", "step_offset": 0}, embed_dim=D, feature_dim=C)
 
 
 def test_negatives_never_come_from_padding_nor_the_target():
