@@ -6,13 +6,20 @@ final LayerNorm after the stack). ``num_buckets > 0`` adds WavLM's gated relativ
 position bias, so WavLM is a parameter of this encoder rather than a subclass;
 ``gated_position=False`` adds the bucketed bias without the gate (UniSpeech's
 ``--relative-position-embedding`` without ``gru_rel_pos``, as the released ILS-SSL BASE).
+``init="bert"`` initialises as fairseq and unilm do (``self.apply(init_bert_params)`` at the
+end of their ``TransformerEncoder.__init__``, fairseq/models/wav2vec/wav2vec2.py:L1072 @3d262bb,
+UniSpeech WavLM/WavLM.py:L562): every Linear and Embedding of the encoder N(0, 0.02) with zero
+biases, which overrides unilm's xavier init of the relative position embedding and covers
+WavLM's gate (``grep_linear``; its ``grep_a`` stays 1); the positional conv (a Conv1d, its own
+init) and the LayerNorms are left alone. ``init="torch"`` keeps PyTorch's defaults (the
+Embedding of the bias then starts N(0, 1)); the paper configs choose ``bert``.
 On CPU a padded batch runs packed when the padding it saves outweighs the extra calls:
 its utterances end to end in one row, each attending to itself, no padding mask
 (``speechssl2.models.unpadded``).
 """
 from __future__ import annotations
 
-from typing import List, Optional, Sequence
+from typing import List, Literal, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -26,6 +33,19 @@ from speechssl2.models.functional import padding_mask
 from speechssl2.models.unpadded import pack, split_by_utterance, unpack
 from speechssl2.models.wavlm import PositionGate, RelativePositionBias, gated_position_mask
 from speechssl2.registry import ENCODERS
+
+
+BERT_STD = 0.02  # fairseq init_bert_params: fairseq/modules/transformer_sentence_encoder.py:L35-47 @3d262bb
+Init = Literal["torch", "bert"]
+
+
+def bert_init(module: nn.Module) -> None:
+    """fairseq's ``init_bert_params`` over a module tree: Linear / Embedding weights N(0, 0.02), Linear biases 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, mean=0.0, std=BERT_STD)
+        if isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
 
 
 class ConvPositionalEmbedding(nn.Module):
@@ -120,8 +140,11 @@ class TransformerEncoder(nn.Module):
         num_buckets: int = 0,
         max_distance: int = 800,
         gated_position: bool = True,
+        init: Init = "torch",
     ) -> None:
         super().__init__()
+        if init not in ("torch", "bert"):
+            raise ValueError(f"transformer encoder: init must be 'torch' or 'bert', got {init!r}")
         self.embed_dim, self.layer_norm_first, self.layerdrop = embed_dim, layer_norm_first, layerdrop
         self.pos_conv = ConvPositionalEmbedding(embed_dim, pos_conv_kernel, pos_conv_groups)
         self.norm = nn.LayerNorm(embed_dim)
@@ -136,6 +159,8 @@ class TransformerEncoder(nn.Module):
             )
             for _ in range(num_layers)
         )
+        if init == "bert":
+            bert_init(self)
 
     def forward(self, x: Tensor, lengths: Tensor) -> EncoderOutput:
         """x (B, T, D), lengths (B,) -> EncoderOutput; padded frames of the hidden states are 0 on CPU."""

@@ -5,6 +5,11 @@ G codebooks of V entries each; every frame picks one entry per codebook, the G e
 the gradient of the soft Gumbel-softmax (straight-through), at a temperature annealed
 per update. The diversity loss reads ``prob_perplexity``, computed from the plain
 softmax without Gumbel noise or temperature, as in the released code.
+
+``input_dropout`` drops input features before the logits: fairseq wav2vec 2.0's
+``dropout_features``, applied to ``unmasked_features``, whose only use in the loss is the
+quantizer input (fairseq/models/wav2vec/wav2vec2.py:L655 and L705-L750 @3d262bb); 0.1 in the
+released BASE config (examples/wav2vec/config/pretraining/wav2vec2_base_librispeech.yaml:L55).
 """
 from __future__ import annotations
 
@@ -66,6 +71,7 @@ class GumbelQuantizer(nn.Module):
         temp_start: float = 2.0,
         temp_end: float = 0.5,
         temp_decay: float = 0.999995,
+        input_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if codebook_dim % num_groups:
@@ -79,6 +85,9 @@ class GumbelQuantizer(nn.Module):
         self.codebook_dim = codebook_dim
         self.temp_start, self.temp_end, self.temp_decay = temp_start, temp_end, temp_decay
         self.temperature = temp_start
+        if not 0.0 <= input_dropout < 1.0:
+            raise ValueError(f"gumbel quantizer: input_dropout must be in [0, 1), got {input_dropout}")
+        self.input_drop = nn.Dropout(input_dropout)
         self.weight_proj = nn.Linear(input_dim, num_groups * num_vars)
         self.codebooks = nn.Parameter(torch.empty(num_groups, num_vars, codebook_dim // num_groups))
         # Released init: unit-variance logit weights (sharp choices from the start), uniform entries.
@@ -94,7 +103,7 @@ class GumbelQuantizer(nn.Module):
     def forward(self, x: Tensor) -> QuantizerOutput:
         """x: (N, input_dim) -> QuantizerOutput with q (N, codebook_dim)."""
         n = x.shape[0]
-        logits = self.weight_proj(x).view(n, self.num_groups, self.num_vars)  # (N, G, V)
+        logits = self.weight_proj(self.input_drop(x)).view(n, self.num_groups, self.num_vars)  # (N, G, V)
         hard_index = logits.argmax(dim=-1)  # (N, G)
         hard = torch.zeros_like(logits).scatter_(-1, hard_index.unsqueeze(-1), 1.0)
         with torch.no_grad():
