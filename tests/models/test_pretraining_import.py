@@ -199,3 +199,47 @@ def test_heads_that_do_not_fit_the_config_are_named(tmp_path):
     torch.save({"something": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(CheckpointError, match="not a pre-training checkpoint init_from can read"):
         init_from_checkpoint(ssl_model(HUBERT), tmp_path / "other.pt")
+
+
+@pytest.mark.slow
+def test_continued_pretraining_on_fsdd_lowers_the_loss(fsdd_dir, tmp_path):
+    """bin.train --set init_from=<HF dir>: starts at update 0 from the imported weights, and the mean
+    loss of the last 5 of 20 updates is below that of the first 5 (fixed seed, FSDD digits)."""
+    import re
+
+    import yaml
+    from lhotse import CutSet, Recording, RecordingSet
+
+    from speechssl2.bin import train as train_bin
+    from speechssl2.config import ConfigError
+    from speechssl2.train import checkpoint as ckpt
+
+    save_hf_pretraining(tmp_path / "hf")
+    files = sorted(fsdd_dir.glob("*_jackson_[0-2].wav"))
+    cuts = CutSet.from_manifests(recordings=RecordingSet.from_recordings(Recording.from_file(f) for f in files))
+    cuts.to_file(tmp_path / "cuts.jsonl.gz")
+    config = {
+        "model": {"name": "ssl", "upstream": UPSTREAM, "masking": {"prob": 0.1, "span": 3},
+                  "objectives": [W2V2]},
+        "data": {"train": str(tmp_path / "cuts.jsonl.gz"), "max_duration": 4.0, "num_workers": 0},
+        "optim": {"lr": 5e-4}, "scheduler": {"name": "constant"},
+        "trainer": {"max_updates": 20, "log_every": 1, "save_every": 20, "valid_every": 100, "seed": 3},
+        "exp_dir": str(tmp_path / "exp"),
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    train_bin.main(["--config", str(tmp_path / "c.yaml"), "--set", f"init_from={tmp_path / 'hf'}"])
+    log = (tmp_path / "exp" / "train.log").read_text()
+    assert f"loaded {len(ssl_model(W2V2).state_dict())} tensors (upstream and objective heads)" in log
+    losses = [float(x) for x in re.findall(r"^.*update \d+ epoch \d+ \| loss (\S+)", log, flags=re.M)]
+    assert len(losses) == 20
+    first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
+    assert last < first, (first, last)
+    assert ckpt.load_checkpoint(tmp_path / "exp" / ckpt.LAST)["num_updates"] == 20
+
+    # init_from is an input of the stage: unchanged -> skipped; another checkpoint there -> not resumed
+    args = ["--config", str(tmp_path / "c.yaml"), "--set", f"init_from={tmp_path / 'hf'}"]
+    train_bin.main(args)
+    assert "[train] up to date" in (tmp_path / "exp" / "train.log").read_text()
+    save_hf_pretraining(tmp_path / "hf", seed=1)
+    with pytest.raises(ConfigError, match="hf"):
+        train_bin.main(args)
