@@ -1,7 +1,12 @@
-"""Upstream presets (registered in PRESETS): paper sizes and tiny CPU variants.
+"""Upstream presets (registered in PRESETS): paper sizes, small CPU-trainable and tiny test variants.
 
 Each preset is a function returning a spec dict; ``build_upstream({"name": key, ...})``
 merges overrides into it. Sizes follow the released checkpoints (SPEC.md section 2).
+
+The ``_small`` presets are for pre-training on a CPU (docs/benchmarks.md, "Small presets:
+training throughput", measured with ``bench/train_step.py``): a 256-channel feature encoder
+(the BASE layout with a quarter of its conv FLOPs), and a 384-wide, 6-layer encoder whose
+matrices are large enough to run at BASE's FLOP/s; 9-14M parameters.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ Spec = Dict[str, Any]
 
 
 def conv(norm_mode: str, conv_bias: bool = False, channels: int = 512) -> Spec:
+    """The wav2vec 2.0 feature encoder: 7 convs, 25 ms field, 20 ms hop at 16 kHz."""
     return {"name": "conv", "channels": [channels] * 7, "kernels": [10, 3, 3, 3, 3, 2, 2],
             "strides": [5, 2, 2, 2, 2, 2, 2], "norm_mode": norm_mode, "conv_bias": conv_bias}
 
@@ -21,6 +27,7 @@ def transformer(size: str, wavlm: bool = False, **extra: Any) -> Spec:
     dims = {
         "base": dict(embed_dim=768, num_layers=12, num_heads=12, ffn_dim=3072, layer_norm_first=False),
         "large": dict(embed_dim=1024, num_layers=24, num_heads=16, ffn_dim=4096, layer_norm_first=True),
+        "small": dict(embed_dim=384, num_layers=6, num_heads=6, ffn_dim=1536, layer_norm_first=False),
         "tiny": dict(embed_dim=64, num_layers=2, num_heads=4, ffn_dim=128, layer_norm_first=False,
                      pos_conv_kernel=16, pos_conv_groups=4),
     }[size]
@@ -112,4 +119,49 @@ def w2v_bert_tiny() -> Spec:
     conformer = {"name": "conformer", "embed_dim": 64, "num_layers": 2, "num_heads": 4, "ffn_dim": 128,
                  "depthwise_kernel": 15}
     fbank = {"name": "fbank", "channels": 16, "normalize": True}
+    return upstream(fbank, conformer, normalize=False, mask_mode="random")
+
+
+SMALL_CHANNELS = 256  # feature encoder channels of the small presets (module doc)
+
+
+@PRESETS.register("wav2vec2_small")
+def wav2vec2_small() -> Spec:
+    return upstream(conv("group_norm", channels=SMALL_CHANNELS), transformer("small"), normalize=False)
+
+
+@PRESETS.register("hubert_small")
+def hubert_small() -> Spec:
+    return upstream(conv("group_norm", channels=SMALL_CHANNELS), transformer("small"), normalize=False)
+
+
+@PRESETS.register("wavlm_small")
+def wavlm_small() -> Spec:
+    return upstream(conv("group_norm", channels=SMALL_CHANNELS), transformer("small", wavlm=True), normalize=False)
+
+
+def ils(size: str) -> Spec:
+    """ILS-SSL's upstream: HuBERT with the bucketed relative position bias, ungated, as the released
+    ILS BASE (egs/librispeech/ssl1/conf/pretrain_ils_hubert.yaml); the objective picks the layers."""
+    channels = SMALL_CHANNELS if size == "small" else 64
+    return upstream(conv("group_norm", channels=channels), transformer(size, wavlm=True, gated_position=False),
+                    normalize=False)
+
+
+@PRESETS.register("ils_small")
+def ils_small() -> Spec:
+    return ils("small")
+
+
+@PRESETS.register("ils_tiny")
+def ils_tiny() -> Spec:
+    return ils("tiny")
+
+
+@PRESETS.register("w2v_bert_small")
+def w2v_bert_small() -> Spec:
+    """6 conformer blocks of 384 (3 contrastive + 3 masked prediction in the objective), 32 subsampling channels."""
+    conformer = {"name": "conformer", "embed_dim": 384, "num_layers": 6, "num_heads": 6, "ffn_dim": 1536,
+                 "depthwise_kernel": 31}
+    fbank = {"name": "fbank", "channels": 32, "normalize": True}
     return upstream(fbank, conformer, normalize=False, mask_mode="random")
