@@ -114,6 +114,12 @@ def wav2vec_large() -> Dict[str, Any]:
     return _preset(frontend, 512, list(range(2, 14)), skip=True)
 
 
+@PRESETS.register("wav2vec_small")
+def wav2vec_small() -> Dict[str, Any]:
+    """CPU pre-training size: a 256-channel encoder, 9 causal context convs of 384 channels, kernel 3 (210 ms)."""
+    return _preset({"name": "wav2vec", "channels": 256}, 384, [3] * 9, skip=False)
+
+
 @PRESETS.register("wav2vec_tiny")
 def wav2vec_tiny() -> Dict[str, Any]:
     """CPU-test size: 64 channels, 4 context layers of kernel 3 (9 frames, 110 ms)."""
