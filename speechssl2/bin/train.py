@@ -20,6 +20,7 @@ from typing import Any, List, Optional
 
 from speechssl2.cli import parse_stage, run_main
 from speechssl2.config import ConfigError
+from speechssl2.data.crop import BatchCrop
 from speechssl2.data.loader import make_dataloader, open_cuts
 from speechssl2.data.validate import require_encodable
 from speechssl2.data.mixing import UtteranceMixer
@@ -34,8 +35,12 @@ from speechssl2.train.trainer import train
 
 
 def build_loader(data: DataConfig, cuts: str, train_split: bool, info: DistInfo, seed: int) -> Any:
-    """One rank's loader; only training batches are shuffled and mixed (WavLM denoising)."""
+    """One rank's loader; only training batches are shuffled and mixed (WavLM denoising); both are cropped
+    (``data.crop``), as fairseq's pre-training datasets are."""
     transforms = [UtteranceMixer.from_config(data.mixing)] if train_split and data.mixing else []
+    crop = BatchCrop.from_config(data.crop, data.sample_rate) if data.crop else None
+    if crop is not None:
+        cuts, transforms = crop.keep_long_enough(open_cuts(cuts)), [crop, *transforms]
     return make_dataloader(
         cuts, max_duration=data.max_duration, shuffle=train_split, features=data.features,
         sample_rate=data.sample_rate, num_buckets=data.num_buckets, seed=seed,

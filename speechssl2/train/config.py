@@ -25,6 +25,7 @@ class DataConfig:
     num_workers: int = 2  # DataLoader worker processes per GPU
     label_field: Optional[str] = None  # custom cut field holding frame/token targets
     mixing: Optional[Dict[str, Any]] = None  # batch transform spec (WavLM denoising), passed through
+    crop: Optional[Dict[str, Any]] = None  # fairseq pre-training batches (speechssl2.data.crop): crop, drop short
 
 
 @dataclass
