@@ -123,7 +123,8 @@ def beam_search(predictor: nn.Module, joiner: nn.Module, enc: Tensor, beam: int 
             for key, node, row in zip(keys, nodes, logp):
                 score = node.score + float(row[BLANK])
                 if key in ended:
-                    score = float(torch.logaddexp(torch.tensor(ended[key].score), torch.tensor(score)))
+                    score = float(torch.logaddexp(torch.tensor(ended[key].score, dtype=torch.float64),
+                                                  torch.tensor(score, dtype=torch.float64)))
                 ended[key] = _Node(score, node.pred, node.state)
             if step == max_symbols:
                 break
@@ -137,7 +138,9 @@ def beam_search(predictor: nn.Module, joiner: nn.Module, enc: Tensor, beam: int 
 def _expand(predictor: nn.Module, joiner: nn.Module, keys: List[Tuple[int, ...]], nodes: List[_Node],
             logp: Tensor, beam: int) -> Dict[Tuple[int, ...], _Node]:
     """The ``beam`` best one-token extensions (blank excluded), with their prediction-network step."""
-    scores = torch.tensor([n.score for n in nodes], device=logp.device)[:, None] + logp[:, 1:]  # (N, V - 1)
+    # Scores accumulate in float64 (as in the batched search) so long utterances lose no precision.
+    scores = torch.tensor([n.score for n in nodes], dtype=torch.float64, device=logp.device)[:, None] \
+        + logp[:, 1:].double()  # (N, V - 1)
     top = scores.flatten().topk(min(beam, scores.numel()))
     rows = (top.indices // scores.shape[1]).tolist()
     tokens = (top.indices % scores.shape[1] + 1).tolist()
