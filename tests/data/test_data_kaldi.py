@@ -2,16 +2,19 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from lhotse import CutSet
 
 from speechssl2.bin.prepare_data import PrepareDataConfig, prepare_data
 from speechssl2.data.corpora.kaldi import prepare_kaldi
 from speechssl2.data.manifest import read_excluded
 
+REPO = Path(__file__).resolve().parents[2]
 needs_sox = pytest.mark.skipif(
     shutil.which("sox") is None, reason="sox not installed (tools/install_debian_deps.sh installs it)"
 )
@@ -135,3 +138,37 @@ def test_prepare_data_reports_a_kaldi_dir(fsdd_dir, tmp_path):
     assert prepare_data(cfg) == {}  # unchanged: skipped
     _write(kaldi / "text", [f"{w.stem} nicolas" for w in wavs[:2]])
     assert set(prepare_data(cfg)) == {"train"}  # an edited text reruns it
+
+
+def _run_stage0(recipe: str, kaldi_dir: Path, work_dir: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(REPO / "egs" / recipe / "ssl1" / "run.sh"), "--kaldi_dir", str(kaldi_dir),
+         "--work_dir", str(work_dir), "--stage", "0", "--stop_stage", "0"],
+        capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_fsdd_recipe_stage0_from_kaldi_dirs(fsdd_dir, tmp_path):
+    wavs = sorted(fsdd_dir.glob("*_yweweler_2*.wav"))
+    kaldi = tmp_path / "kaldi"
+    (kaldi / "train").mkdir(parents=True)
+    run = _run_stage0("fsdd", kaldi, tmp_path / "work")
+    assert run.returncode != 0 and f"no {kaldi / 'train' / 'wav.scp'}" in run.stderr
+    expected = {"train": sorted(w.stem for w in wavs[:3]), "test": sorted(w.stem for w in wavs[3:5])}
+    for s, ids in expected.items():
+        (kaldi / s).mkdir(exist_ok=True)
+        _write(kaldi / s / "wav.scp", [f"{i} {fsdd_dir / i}.wav" for i in ids])
+        _write(kaldi / s / "text", [f"{i} digit" for i in ids])
+    run = _run_stage0("fsdd", kaldi, tmp_path / "work")
+    assert run.returncode == 0, run.stdout + run.stderr
+    for s, ids in expected.items():
+        cuts = CutSet.from_file(tmp_path / "work" / "data" / s / "cuts.jsonl.gz")
+        assert sorted(cuts.ids) == ids and cuts[0].supervisions[0].text == "digit"
+
+
+def test_asterisk_recipe_reads_its_four_sets_from_kaldi_dirs(tmp_path):
+    for s in ("en_train", "en_dev", "en_test"):
+        (tmp_path / s).mkdir()
+        (tmp_path / s / "wav.scp").touch()
+    run = _run_stage0("asterisk", tmp_path, tmp_path / "work")
+    assert run.returncode != 0 and f"no {tmp_path / 'pool' / 'wav.scp'}" in run.stderr

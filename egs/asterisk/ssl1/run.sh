@@ -9,7 +9,7 @@
 #   1-7 shared SSL pipeline, see ssl.sh: tokenizer, HuBERT targets, pre-training,
 #       CTC fine-tuning, n-gram LM, decoding, RESULTS.md
 #
-# Usage: ./run.sh [--stage N] [--stop_stage M] [--work_dir DIR]
+# Usage: ./run.sh [--kaldi_dir DIR] [--stage N] [--stop_stage M] [--work_dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -18,6 +18,7 @@ cd "$(dirname "$0")"
 stage=0               # first stage to run
 stop_stage=100        # last stage to run
 sounds_dir=/usr/share/asterisk/sounds  # installed asterisk-core-sounds-* packages
+kaldi_dir=""          # stage 0 from Kaldi data dirs instead: <kaldi_dir>/{en_train,en_dev,en_test,pool}/wav.scp, ...
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
@@ -31,7 +32,9 @@ mkdir -p "$work_dir"
 work_dir=$(cd "$work_dir" && pwd)
 run_stage() { local log=$1; shift; utils/run_stage.sh "$log" -- "$@"; }  # logs; each stage skips itself
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ -n "$kaldi_dir" ]; then
+  utils/prepare_kaldi.sh "$conf/data.yaml" "$kaldi_dir" "$work_dir/data" en_train en_dev en_test pool
+elif [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "Stage 0: manifests and validation reports -> $work_dir/data/{en_train,en_dev,en_test,pool}"
   run_stage "$work_dir/data/log/prepare_data.log" \
     python -m speechssl2.bin.prepare_data --config "$conf/data.yaml" \

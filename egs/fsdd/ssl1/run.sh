@@ -11,7 +11,7 @@
 #      from each pre-trained upstream (run stage 3 once per --pretrain_model first), equal
 #      updates, several seeds -> MINI_REPRO.md / .png (mean ± std over seeds)
 #
-# Usage: ./run.sh --fsdd_dir /path/to/fsdd/recordings [--stage N] [--stop_stage M] [--work_dir DIR]
+# Usage: ./run.sh --fsdd_dir /path/to/fsdd/recordings | --kaldi_dir DIR [--stage N] [--stop_stage M] [--work_dir DIR]
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./path.sh
@@ -20,6 +20,7 @@ cd "$(dirname "$0")"
 stage=0               # first stage to run
 stop_stage=100        # last stage to run
 fsdd_dir=../../../../shared/data/fsdd/recordings  # FSDD recordings: <digit>_<speaker>_<index>.wav
+kaldi_dir=""          # stage 0 from Kaldi data dirs instead: <kaldi_dir>/{train,test}/wav.scp, text, ...
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
@@ -35,10 +36,12 @@ mini_budget=300       # seconds of labeled audio for stage 9 (5 min; drawn once,
 conf=$(cd "$conf" && pwd)
 mkdir -p "$work_dir"
 work_dir=$(cd "$work_dir" && pwd)
-fsdd_dir=$(cd "$fsdd_dir" && pwd) || { echo "FSDD not found: pass --fsdd_dir" >&2; exit 1; }
+[ -n "$kaldi_dir" ] || fsdd_dir=$(cd "$fsdd_dir" && pwd) || { echo "FSDD not found: pass --fsdd_dir" >&2; exit 1; }
 run_stage() { local log=$1; shift; utils/run_stage.sh "$log" -- "$@"; }  # logs; each stage skips itself
 
-if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
+if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ] && [ -n "$kaldi_dir" ]; then
+  utils/prepare_kaldi.sh "$conf/data.yaml" "$kaldi_dir" "$work_dir/data" train test
+elif [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   echo "Stage 0: manifests and validation reports -> $work_dir/data/{train,test}"
   run_stage "$work_dir/data/log/prepare_data.log" \
     python -m speechssl2.bin.prepare_data --config "$conf/data.yaml" \
