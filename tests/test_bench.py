@@ -157,3 +157,27 @@ def test_bench_decode():
     rows = run("decode", "--batch", "1", "--seconds", "0.4", "--repeats", "1", "--rnnt-utts", "1", "--lm-lines", "30",
                "--beam", "4")
     assert {"CTC greedy", "transducer greedy (batched)"} <= {r["search"] for r in rows}
+
+
+def test_bench_train_step(capsys):
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    models = ["wav2vec", "wav2vec2", "hubert", "wavlm", "w2v_bert", "ils"]
+    rows = run("train_step", "--sizes", "tiny", "--base", "tiny", "--batch", "2", "--seconds", "0.5",
+               "--repeats", "1", "--threads", "1")
+    assert [r["preset"] for r in rows[:-1]] == [f"{m}_tiny" for m in models]
+    assert rows[-1]["x_base"] == 1.0
+    assert all(r["flops"] > 0 and r["audio_per_s_1"] > 0 and r["gflops"] > 0 for r in rows)
+    assert "| hubert_tiny |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("model", ["wav2vec", "w2v_bert", "ils"])
+def test_train_step_bench_makes_an_update(model):
+    """What the bench times is a training update: every trainable weight moves and the gradients are reset."""
+    bench = load("train_step")
+    ssl = bench.build_model(model, "tiny", seed=0)
+    wav, lengths = bench.audio_batch(2, 0.5, 0.5, seed=0)
+    before = {name: p.detach().clone() for name, p in ssl.named_parameters()}
+    bench.train_step_fn(ssl, bench.ssl_batch(ssl, wav, lengths, seed=0))()
+    moved = {name for name, p in ssl.named_parameters() if not torch.equal(p, before[name])}
+    assert moved == set(before)
+    assert all(p.grad is None for p in ssl.parameters())
