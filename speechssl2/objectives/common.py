@@ -1,6 +1,7 @@
 """Small pieces every SSL objective shares."""
 from __future__ import annotations
 
+import torch.nn.functional as F
 from torch import Tensor
 
 from speechssl2.interfaces import UpstreamOutput
@@ -25,3 +26,9 @@ def check_time_mask(time_mask: Tensor, out: UpstreamOutput, objective: str) -> N
         )
     if (time_mask & out.padding_mask).any():
         raise ValueError(f"{objective}: time_mask marks padding frames as masked")
+
+
+def unit(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """x over its L2 norm along the last axis, the norm clamped at ``eps``: ``F.cosine_similarity``'s
+    convention, so that a matrix product of unit vectors gives its values without its broadcast."""
+    return F.normalize(x, dim=-1, eps=eps)

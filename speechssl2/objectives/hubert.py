@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from speechssl2.interfaces import ObjectiveOutput, UpstreamOutput
-from speechssl2.objectives.common import check_time_mask, feature_penalty
+from speechssl2.objectives.common import check_time_mask, feature_penalty, unit
 from speechssl2.registry import OBJECTIVES
 
 IGNORE = -100
@@ -103,9 +103,13 @@ class HubertObjective(nn.Module):
         return F.cross_entropy(logits, labels), accuracy
 
     def logits(self, projected: Tensor, embs: Optional[Tensor] = None) -> Tensor:
-        """(N, F) -> (N, C): cosine similarity to every cluster embedding (``label_embs`` unless given) / logit_temp."""
+        """(N, F) -> (N, C): cosine similarity to every cluster embedding (``label_embs`` unless given) / logit_temp.
+
+        Unit vectors times a matrix: ``F.cosine_similarity``'s formula (each side over its norm
+        clamped at 1e-8) without its (N, C, F) broadcast, which took most of a small model's step.
+        """
         embs = self.label_embs if embs is None else embs
-        sim = F.cosine_similarity(projected.float().unsqueeze(1), embs.float().unsqueeze(0), dim=-1)
+        sim = unit(projected.float()) @ unit(embs.float()).T  # (N, C)
         return sim / self.logit_temp
 
     def align_targets(self, batch: Dict[str, Any], out: UpstreamOutput) -> Tensor:
