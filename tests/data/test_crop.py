@@ -2,17 +2,20 @@
 the original samples, max/min sample sizes, HuBERT targets cropped with their audio, the wiring in bin.train."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import soundfile as sf
 import torch
 from lhotse import CutSet
 
 from speechssl2.bin.train import build_loader
+from speechssl2.config import load_config
 from speechssl2.data.collate import IGNORE_INDEX
 from speechssl2.data.corpora.fsdd import prepare_fsdd
 from speechssl2.data.crop import BatchCrop, window_starts
 from speechssl2.data.loader import make_dataloader
-from speechssl2.train.config import DataConfig
+from speechssl2.train.config import DataConfig, TrainConfig
 from speechssl2.train.distributed import DistInfo
 
 pytestmark = pytest.mark.filterwarnings("ignore:You are using DynamicBucketingSampler with an eagerly")
@@ -132,3 +135,15 @@ def test_bad_crop_configs_are_refused():
         BatchCrop.from_config({"max_samples": 8000}, 16000)
     with pytest.raises(ValueError, match="wave only"):
         BatchCrop()({"audio": torch.zeros(2, 10, 80), "audio_lens": torch.tensor([10, 9])})
+
+
+def test_librispeech_pretraining_configs_choose_fairseq_batches():
+    """Every LibriSpeech pre-training config but w2v-BERT (fairseq2 batches differently) crops as fairseq."""
+    confs = sorted((Path(__file__).parents[2] / "egs/librispeech/ssl1/conf").glob("pretrain_*.yaml"))
+    assert len(confs) > 5
+    for path in confs:
+        data = load_config(TrainConfig, path).data
+        if "w2v_bert" in path.name:
+            continue
+        crop = BatchCrop.from_config(data.crop or {}, data.sample_rate)
+        assert data.crop and crop.to_shortest and crop.max_sample_size in (150000, 250000, 320000), path.name

@@ -8,6 +8,7 @@ a weight passes when its std is within 5 such errors of 0.02 and its mean within
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -15,8 +16,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from speechssl2.models.transformer import BERT_STD, TransformerEncoder
-from speechssl2.models.upstream import build_upstream
+from speechssl2.config import load_config
+from speechssl2.models.upstream import build_upstream, resolve_spec
 from speechssl2.registry import OBJECTIVES, QUANTIZERS
+from speechssl2.train.config import TrainConfig
 
 WAVLM = dict(embed_dim=256, num_layers=2, num_heads=8, ffn_dim=1024, pos_conv_kernel=16, pos_conv_groups=4,
              num_buckets=320, max_distance=800)
@@ -103,3 +106,11 @@ def test_wav2vec2_objective_passes_the_input_dropout_to_its_quantizer():
     objective = OBJECTIVES.build({"name": "wav2vec2", "quantizer": {"input_dropout": 0.1}}, embed_dim=16,
                                  feature_dim=12)
     assert objective.quantizer.input_drop.p == 0.1
+
+
+def test_librispeech_transformer_configs_choose_the_reference_init():
+    confs = sorted((Path(__file__).parents[2] / "egs/librispeech/ssl1/conf").glob("pretrain_*.yaml"))
+    encoders = {p.name: resolve_spec(load_config(TrainConfig, p).model["upstream"])["encoder"] for p in confs}
+    transformers = {name: enc for name, enc in encoders.items() if enc["name"] == "transformer"}
+    assert len(transformers) >= 8
+    assert all(enc.get("init") == "bert" for enc in transformers.values()), transformers.keys()
