@@ -4,8 +4,8 @@ One function per choice, composed by :func:`decode`:
 
 * the **search** follows the model and ``decoder``: CTC greedy, CTC beam (optionally
   with KenLM shallow fusion from a ``bin.train_ngram`` directory, lexicon or
-  lexicon-free), transducer greedy, transducer beam (optionally fused with a Transformer
-  LM);
+  lexicon-free), transducer greedy, transducer beam (batched, optionally fused with a
+  Transformer LM);
 * **n-best rescoring** with a Transformer LM applies to any beam search;
 * the acoustic model runs batch by batch inside ``run_decoding``, so the reported RTF
   covers the model and the search.
@@ -30,7 +30,8 @@ from speechssl2.decoding.ctc_beam import CTCBeamSearch
 from speechssl2.decoding.hypothesis import Hypothesis
 from speechssl2.decoding.rescore import rescore_nbest
 from speechssl2.decoding.runner import DecodeBatch, DecodeRun, run_decoding
-from speechssl2.decoding.transducer import beam_search, greedy_search
+from speechssl2.decoding.transducer import greedy_search
+from speechssl2.decoding.transducer_batch import batch_beam_search
 from speechssl2.scoring.kaldi_text import read_transcripts, write_text
 from speechssl2.scoring.report import ExperimentMeta, ScoreReport, score_texts, write_report
 from speechssl2.stage import file_sig
@@ -105,12 +106,9 @@ def transducer_search(model: nn.Module, cfg: DecodeConfig, fusion: Optional[nn.M
         return greedy
 
     def beam(enc: Tensor, lengths: Tensor) -> List[List[Hypothesis]]:
-        out = []
-        for i in range(len(lengths)):
-            hyps = beam_search(model.predictor, model.joiner, enc[i, : lengths[i]], beam=cfg.beam_size, lm=fusion,
-                               lm_weight=cfg.fusion_weight)
-            out.append([h.with_text(tok.decode(h.tokens)) for h in hyps[: cfg.nbest]])
-        return out
+        nbests = batch_beam_search(model.predictor, model.joiner, enc, lengths, beam=cfg.beam_size, lm=fusion,
+                                   lm_weight=cfg.fusion_weight)
+        return [[h.with_text(tok.decode(h.tokens)) for h in hyps[: cfg.nbest]] for hyps in nbests]
     return beam
 
 

@@ -15,6 +15,7 @@ YAML::
       joint_dim: 512
       projection: true      # w2v-BERT: Linear + BatchNorm + Swish between encoder and joiner
       ctc_weight: 0.3       # loss = rnnt + ctc_weight * ctc (0 = no CTC branch)
+      loss_chunk: 0         # > 0: joiner + loss this many utterances at a time (bounded memory, same gradients)
 """
 from __future__ import annotations
 
@@ -25,9 +26,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from speechssl2.decoding.hypothesis import Hypothesis
-from speechssl2.decoding.transducer import TokenLM, beam_search, greedy_search
+from speechssl2.decoding.transducer import TokenLM, greedy_search
+from speechssl2.decoding.transducer_batch import batch_beam_search
 from speechssl2.finetune.ctc import build_encoder
 from speechssl2.finetune.heads import CTCLoss, LinearHead, RNNTLoss
+from speechssl2.finetune.joint_loss import joint_logits, joint_rnnt_loss
 from speechssl2.finetune.portable import self_contained_spec
 from speechssl2.finetune.tokenizer import BLANK, TokenizerSpec, build_tokenizer, encode_batch
 from speechssl2.interfaces import StepOutput
@@ -63,7 +66,7 @@ class Joiner(nn.Module):
 
     def join(self, enc: Tensor, pred: Tensor) -> Tensor:
         """Already projected, broadcastable ``(..., J)`` inputs -> ``(..., V)`` logits."""
-        return self.output(torch.tanh(enc + pred))
+        return joint_logits(enc, pred, self.output.weight, self.output.bias)
 
     def forward(self, enc: Tensor, pred: Tensor) -> Tensor:
         """``(B, T, D_enc)``, ``(B, U + 1, D_pred)`` -> ``(B, T, U + 1, V)`` logits."""
@@ -98,6 +101,7 @@ class TransducerModel(nn.Module):
         joint_dim: int = 512,
         projection: bool = False,
         ctc_weight: float = 0.0,
+        loss_chunk: int = 0,
     ) -> None:
         super().__init__()
         self.tokenizer = build_tokenizer(tokenizer)
@@ -110,6 +114,7 @@ class TransducerModel(nn.Module):
         self.ctc_weight = ctc_weight
         self.ctc_head = LinearHead(dim, vocab) if ctc_weight > 0 else None
         self.rnnt_loss, self.ctc_loss = RNNTLoss(), CTCLoss()
+        self.loss_chunk = loss_chunk
 
     def set_num_updates(self, num_updates: int) -> None:
         self.encoder.set_num_updates(num_updates)
@@ -132,8 +137,7 @@ class TransducerModel(nn.Module):
         x = x[:, : int(lengths.max())]  # rnnt_loss wants T == max(lengths)
         sos = torch.full((len(targets), 1), BLANK, dtype=torch.long, device=x.device)
         pred, _ = self.predictor(torch.cat([sos, targets], dim=1))  # (B, U + 1, H)
-        logits = self.joiner(x, pred).float()  # (B, T, U + 1, V)
-        rnnt = self.rnnt_loss(logits, lengths, targets, target_lens)
+        rnnt = joint_rnnt_loss(self.joiner, x, pred, lengths, targets, target_lens, self.rnnt_loss, self.loss_chunk)
         terms = {"rnnt": rnnt.detach()}
         loss = rnnt
         if self.ctc_head is not None:
@@ -154,8 +158,5 @@ class TransducerModel(nn.Module):
                     lm_weight: float = 0.0) -> List[List[Hypothesis]]:
         """Per utterance, the final beam best first (``Hypothesis.text`` filled in)."""
         x, lengths = self.encode(audio, audio_lens)
-        nbests = []
-        for i in range(len(lengths)):
-            hyps = beam_search(self.predictor, self.joiner, x[i, : lengths[i]], beam=beam, lm=lm, lm_weight=lm_weight)
-            nbests.append([h.with_text(self.tokenizer.decode(h.tokens)) for h in hyps])
-        return nbests
+        nbests = batch_beam_search(self.predictor, self.joiner, x, lengths, beam=beam, lm=lm, lm_weight=lm_weight)
+        return [[h.with_text(self.tokenizer.decode(h.tokens)) for h in hyps] for hyps in nbests]
