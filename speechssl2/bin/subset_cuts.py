@@ -1,4 +1,4 @@
-"""Write a labeled-budget subset of a cut manifest (seeded; by seconds or by count).
+"""Write a labeled-budget subset of a cut manifest (seeded; by seconds, by count, or by count per transcript).
 
     python -m speechssl2.bin.subset_cuts --set cuts=data/train/cuts.jsonl.gz \
         --set output=data/train_5min/cuts.jsonl.gz --set seconds=300 --set seed=0
@@ -28,6 +28,7 @@ class SubsetConfig:
     output: str  # cut manifest to write
     seconds: Optional[float] = None  # total audio to keep
     num_cuts: Optional[int] = None  # or a number of cuts
+    per_label: Optional[int] = None  # or this many cuts of every distinct transcript (e.g. 5 per digit)
     seed: int = 0  # seeds the random draw
 
 
@@ -37,7 +38,7 @@ def main(argv: Optional[List[str]] = None) -> CutSet:
     stage = Stage("subset_cuts", cfg, stamp_path(Path(cfg.output).parent, "subset_cuts"), [cfg.output])
     if stage.up_to_date():
         return CutSet.from_file(cfg.output)
-    subset = budget_subset(open_cuts(cfg.cuts), cfg.seconds, cfg.num_cuts, cfg.seed)
+    subset = budget_subset(open_cuts(cfg.cuts), cfg.seconds, cfg.num_cuts, cfg.seed, cfg.per_label)
     out = Path(cfg.output)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp.jsonl.gz")
