@@ -10,10 +10,14 @@ prediction network (1-layer LSTM) and joiner (``speechssl2.finetune.transducer``
   without LM, with a token 3-gram (lexicon-free) and with a word 3-gram + lexicon, the
   KenLM models built by ``speechssl2.lm.ngram.build_ngram`` on random digit-word text
   (skipped, and said so, when KenLM's binaries are missing);
-* transducer greedy (batched) and beam (per utterance):
-  ``speechssl2.decoding.transducer``.
+* transducer greedy and beam search (``--rnnt-beams``), each batched
+  (``speechssl2.decoding.transducer.greedy_search``,
+  ``speechssl2.decoding.transducer_batch.batch_beam_search``) and one utterance at a
+  time (``speechssl2.decoding.transducer.beam_search``) on the same ``--rnnt-batch``
+  utterances; the speed-up column is one-at-a-time time / batched time. The joiner's
+  blank bias is lowered so that the random model emits tokens as a trained one does.
 
-    python bench/decode.py --batch 8 --seconds 10 --beam 16
+    python bench/decode.py --batch 8 --seconds 10 --beam 16 --rnnt-batch 16 --rnnt-beams 4 8
 """
 from __future__ import annotations
 
@@ -31,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from speechssl2.decoding import transducer as rnnt  # noqa: E402
 from speechssl2.decoding.ctc import ctc_greedy  # noqa: E402
+from speechssl2.decoding.transducer_batch import batch_beam_search  # noqa: E402
 from speechssl2.finetune.transducer import Joiner, PredictionNetwork  # noqa: E402
 from speechssl2.tokenizers.char import CharTokenizer  # noqa: E402
 
@@ -77,8 +82,8 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--seconds", type=float, default=10.0, help="audio per utterance (50 frames / s)")
     p.add_argument("--beam", type=int, default=16, help="CTC beam size")
-    p.add_argument("--rnnt-beam", type=int, default=4)
-    p.add_argument("--rnnt-utts", type=int, default=2, help="utterances for the (per-utterance) transducer beam")
+    p.add_argument("--rnnt-beams", type=int, nargs="+", default=[4, 8], help="transducer beam sizes")
+    p.add_argument("--rnnt-batch", type=int, default=16, help="utterances of the transducer rows")
     p.add_argument("--repeats", type=int, default=2, help="best of N after a warm-up")
     p.add_argument("--lm-lines", type=int, default=2000, help="random digit-word sentences the n-grams learn from")
     p.add_argument("--threads", type=int, default=1)
@@ -114,21 +119,38 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
                 add(f"CTC beam {args.beam} + lexicon + word 3-gram (KenLM)", lambda: word.best(log_probs, lengths))
     except ImportError as err:
         note = f"CTC beam search unavailable ({err})"
-    torch.manual_seed(args.seed)
-    predictor = PredictionNetwork(tokenizer.vocab_size, embed_dim=64, hidden_dim=128).eval()
-    joiner = Joiner(encoder_dim=256, predictor_dim=128, joint_dim=128, vocab_size=tokenizer.vocab_size).eval()
-    enc = torch.randn(args.batch, frames, 256)
-    add("transducer greedy (batched)", lambda: rnnt.greedy_search(predictor, joiner, enc, lengths))
-    utts = min(args.rnnt_utts, args.batch)
-    add(f"transducer beam {args.rnnt_beam} (per utterance)",
-        lambda: [rnnt.beam_search(predictor, joiner, enc[b], beam=args.rnnt_beam) for b in range(utts)],
-        seconds_of_audio=utts * frames * FRAME_S)
+    rows += bench_transducer(args, tokenizer.vocab_size, frames)
     print(f"batch={args.batch} seconds/utt={args.seconds} vocab={tokenizer.vocab_size} threads={args.threads} "
           f"best of {args.repeats}" + (f"; {note}" if note else ""))
-    print("| search | RTF | x real time |")
-    print("|---|---|---|")
+    print("| search | RTF | x real time | speed-up of batching |")
+    print("|---|---|---|---|")
     for r in rows:
-        print(f"| {r['search']} | {r['rtf']:.2e} | {1 / r['rtf']:.0f} |")
+        print(f"| {r['search']} | {r['rtf']:.2e} | {1 / r['rtf']:.0f} | {r.get('speedup', '')} |")
+    return rows
+
+
+def bench_transducer(args: argparse.Namespace, vocab: int, frames: int) -> List[Dict[str, object]]:
+    """Greedy and beam rows, batched then one utterance at a time (same utterances, same model)."""
+    torch.manual_seed(args.seed)
+    predictor = PredictionNetwork(vocab, embed_dim=64, hidden_dim=128).eval()
+    joiner = Joiner(encoder_dim=256, predictor_dim=128, joint_dim=128, vocab_size=vocab).eval()
+    with torch.no_grad():
+        joiner.output.weight *= 4  # peaky outputs: hypotheses grow as with a trained model
+    enc = torch.randn(args.rnnt_batch, frames, 256)
+    lengths = torch.full((args.rnnt_batch,), frames)
+    audio_s = args.rnnt_batch * frames * FRAME_S
+    one = [(enc[b : b + 1], lengths[b : b + 1]) for b in range(args.rnnt_batch)]
+    searches = [("greedy", lambda: rnnt.greedy_search(predictor, joiner, enc, lengths),
+                 lambda: [rnnt.greedy_search(predictor, joiner, e, n) for e, n in one])]
+    for beam in args.rnnt_beams:
+        searches.append((f"beam {beam}",
+                         lambda beam=beam: batch_beam_search(predictor, joiner, enc, lengths, beam=beam),
+                         lambda beam=beam: [rnnt.beam_search(predictor, joiner, e[0], beam=beam) for e, _ in one]))
+    rows: List[Dict[str, object]] = []
+    for name, batched, single in searches:
+        fast, slow = timed(batched, args.repeats) / audio_s, timed(single, args.repeats) / audio_s
+        rows.append(dict(search=f"transducer {name}, batch {args.rnnt_batch} (batched)", rtf=fast))
+        rows.append(dict(search=f"transducer {name}, one utterance at a time", rtf=slow, speedup=f"{slow / fast:.1f}x"))
     return rows
 
 

@@ -154,9 +154,18 @@ def test_bench_kmeans():
 
 
 def test_bench_decode():
-    rows = run("decode", "--batch", "1", "--seconds", "0.4", "--repeats", "1", "--rnnt-utts", "1", "--lm-lines", "30",
-               "--beam", "4")
-    assert {"CTC greedy", "transducer greedy (batched)"} <= {r["search"] for r in rows}
+    rows = run("decode", "--batch", "1", "--seconds", "0.4", "--repeats", "1", "--rnnt-batch", "2", "--rnnt-beams", "2",
+               "--lm-lines", "30", "--beam", "4")
+    assert {"CTC greedy", "transducer greedy, batch 2 (batched)", "transducer beam 2, batch 2 (batched)",
+            "transducer beam 2, one utterance at a time"} <= {r["search"] for r in rows}
+    assert all(float(r["speedup"][:-1]) > 0 for r in rows if "one utterance" in r["search"])
+
+
+def test_bench_transducer_memory():
+    rows = run("transducer_memory", "--batch", "3", "--frames", "30", "--labels", "4", "--vocab", "50", "--joint-dim", "64",
+               "--encoder-dim", "8", "--predictor-dim", "8", "--chunks", "0", "1")
+    assert [r["chunk"] for r in rows] == [0, 1]
+    assert rows[1]["peak_mb"] < rows[0]["peak_mb"]  # one utterance's joint tensor instead of three
 
 
 def test_bench_train_step(capsys):
