@@ -3,7 +3,9 @@ from setuptools import find_packages, setup
 # espnet (beam search, scorers) is installed by tools/setup_venv.sh with --no-deps:
 # its dependency ci_sdr declares a git-URL requirement that pip refuses from PyPI, so
 # listing espnet here makes every `pip install speechssl2` fail to resolve. The espnet
-# modules we import need nothing beyond what is listed below.
+# modules the decoders import need nothing beyond install_requires; building an ESPnet2
+# ASR model (speechssl2.espnet: `import espnet2.tasks.asr`) needs the "espnet" extra,
+# found by importing it after `pip install --no-deps espnet` until nothing was missing.
 ESPNET = "espnet==202511"
 
 setup(
@@ -27,5 +29,13 @@ setup(
         "soundfile>=0.12",
         "urllib3",  # lhotse imports it without declaring it
     ],
-    extras_require={"dev": ["pytest>=8", "transformers>=4.45", "scikit-learn>=1.3"]},  # sklearn: bench/kmeans.py
+    extras_require={
+        "dev": ["pytest>=8", "transformers>=4.45", "scikit-learn>=1.3"],  # sklearn: bench/kmeans.py
+        "espnet": [
+            "typeguard>=4", "humanfriendly", "einops", "hydra-core", "opt-einsum", "torch-complex",
+            "librosa>=0.10.2", "h5py", "jamo==0.4.1",
+            "espnet_tts_frontend",  # tacotron_cleaner and g2p_en, imported by espnet2's tokenizers
+            "editdistance",  # ESPnet's CER/WER report during training
+        ],
+    },
 )

@@ -13,7 +13,7 @@ if ! python3 -m venv --help >/dev/null 2>&1; then
 fi
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install -q --upgrade pip wheel "setuptools<82"
-"$venv/bin/python" -m pip install -q -e ".[dev]"
+"$venv/bin/python" -m pip install -q -e ".[dev,espnet]"
 # espnet without its dependency tree (see setup.py for why); version from setup.py.
 espnet=$(sed -n 's/^ESPNET = "\(.*\)"/\1/p' setup.py)
 "$venv/bin/python" -m pip install -q --no-deps "$espnet"
