@@ -2,10 +2,11 @@
 
 The four steps share one config and one ``exp_dir``, and each reads what the step before
 wrote under it, at paths derived from the config: those files are declared as extra
-inputs. Feature and label dumps are stamped per shard (the config with ``shard.rank``
-set), so a parallel job and a later all-shards run agree on which shards are done. Each
-step leaves out the config sections it does not read, so a new ``kmeans.n_clusters``
-re-clusters without dumping the features again.
+inputs, and so are the ark files an input ``feats.scp`` points into. Feature and label
+dumps are stamped per shard (the config with ``shard.rank`` set), so a parallel job and
+a later all-shards run agree on which shards are done. Each step leaves out the config
+sections it does not read, so a new ``kmeans.n_clusters`` re-clusters without dumping the
+features again.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import List
 
 from speechssl2.stage import Stage, stamp_path
+from speechssl2.targets.ark import scp_inputs
 from speechssl2.targets.config import TargetsConfig
 from speechssl2.targets.shards import ShardFiles
 
@@ -29,8 +31,9 @@ def _name(step: str, cfg: TargetsConfig) -> str:
 
 def feature_shard_stage(cfg: TargetsConfig, rank: int) -> Stage:
     name = f"{_name('dump_features', cfg)}.{rank}of{cfg.shard.nshard}"
+    scp = scp_inputs(cfg.features.scp) if cfg.features.kind == "scp" and cfg.features.scp else []
     return Stage(name, _for_rank(cfg, rank), stamp_path(cfg.feat_dir, name), [cfg.exp_dir],
-                 unused=["kmeans", "labels", "pnmi"])
+                 unused=["kmeans", "labels", "pnmi"], extra_inputs=scp)
 
 
 def kmeans_stage(cfg: TargetsConfig) -> Stage:

@@ -4,6 +4,7 @@ A recipe keeps one YAML per HuBERT iteration and points the stages at another da
 with ``--set cuts=data/valid/cuts.jsonl.gz``. Paths derived from it:
 
 - features: ``<exp_dir>/feats_iter<k>/<tag>/feats_<rank>_<nshard>.{npy,len,json}``
+  (``features.format: kaldi`` or ``both``: ``.ark``/``.scp`` per shard and ``feats.scp`` over all)
 - k-means:  ``<exp_dir>/kmeans_iter<k>/km.{npy,json}``
 - labels:   ``<exp_dir>/kmeans_iter<k>/labels/<tag>/`` (arrays + per-shard manifests)
 - manifest: ``<dir of cuts>/cuts_<labels.name>.jsonl.gz``
@@ -35,10 +36,13 @@ from speechssl2.targets.shards import ShardFiles
 
 @dataclass
 class FeatureConfig:
-    kind: Literal["mfcc", "layer"] = "mfcc"  # mfcc (iteration 1) or layer: hidden states of a pre-trained model
+    kind: Literal["mfcc", "layer", "scp"] = "mfcc"  # mfcc (iteration 1); layer: a pre-trained model's; scp: read features.scp
     checkpoint: Optional[str] = None  # kind=layer: model given to speechssl2.load_pretrained
     layer: int = 6  # kind=layer: index into hidden_states (0 = projected conv features)
-    dtype: Literal["float16", "float32"] = "float32"  # dtype of the dumped features on disk
+    scp: Optional[str] = None  # kind=scp: Kaldi feats.scp with one matrix per cut id
+    subsample: int = 1  # kind=scp: keep every n-th frame (2 for Kaldi's 10 ms frames; the model's are 20 ms)
+    dtype: Literal["float16", "float32"] = "float32"  # dtype of the dumped .npy (a Kaldi ark is float32)
+    format: Literal["npy", "kaldi", "both"] = "npy"  # npy: what k-means reads; kaldi: .ark/.scp + feats.scp; both
     device: str = "cpu"  # kind=layer: where the upstream runs
     sample_rate: int = 16000  # cuts at another rate are resampled on the fly
 

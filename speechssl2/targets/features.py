@@ -19,24 +19,36 @@ from typing import Any, Dict, Protocol
 import torch
 import torchaudio.compliance.kaldi as kaldi
 import torchaudio.functional as AF
+from lhotse.cut import Cut
 from torch import Tensor, nn
 
+from speechssl2.targets.audio import load_mono
 from speechssl2.targets.frames import SAMPLE_RATE, conv_frame_count, receptive_field
 
 
 class FrameFeatures(Protocol):
-    """What the feature dumper needs from an extractor."""
+    """What the feature dumper needs from an extractor (this module's, or ``ark.ScpFeatures``)."""
 
     dim: int
 
     def num_frames(self, num_samples: int) -> int: ...
 
-    def __call__(self, wav: Tensor) -> Tensor: ...  # (L,) -> (T, D)
+    def of_cut(self, cut: Cut, sample_rate: int) -> Tensor: ...  # (T, D), T = num_frames
 
     def describe(self) -> Dict[str, Any]: ...  # settings recorded beside the dump
 
 
-class MfccFeatures:
+class WaveformFeatures:
+    """Extractors computed from the waveform: ``of_cut`` loads the cut and calls ``self(wav)``."""
+
+    def __call__(self, wav: Tensor) -> Tensor:  # (L,) -> (T, D)
+        raise NotImplementedError
+
+    def of_cut(self, cut: Cut, sample_rate: int) -> Tensor:
+        return self(load_mono(cut, sample_rate))
+
+
+class MfccFeatures(WaveformFeatures):
     """13 MFCC + Δ + ΔΔ (39 dims) at the 20 ms model frame rate (see module docstring)."""
 
     def __init__(self, num_ceps: int = 13, sample_rate: int = SAMPLE_RATE) -> None:
@@ -76,7 +88,7 @@ class MfccFeatures:
         return {"kind": "mfcc", "num_ceps": self.num_ceps, "sample_rate": self.sample_rate}
 
 
-class LayerFeatures:
+class LayerFeatures(WaveformFeatures):
     """``hidden_states[layer]`` of an upstream (``speechssl2.models.Upstream`` or a stand-in).
 
     The upstream needs ``forward(wav (B, S), lengths (B,)) -> UpstreamOutput`` and
