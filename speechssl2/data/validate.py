@@ -40,6 +40,8 @@ REASONS: Dict[str, str] = {
     "missing_audio": "transcript entry without an audio file (preparation)",
     "no_transcript": "audio file without a transcript entry (preparation)",
     "bad_name": "file name does not follow the corpus's naming (preparation)",
+    "bad_segment": "Kaldi segment with a negative start or end <= start (preparation)",
+    "segment_outside": "Kaldi segment starting after, or ending past, its recording (preparation)",
 }
 KEPT_REASONS = frozenset({"multi_channel"})
 
