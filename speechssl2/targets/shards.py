@@ -123,7 +123,7 @@ def dump_shard(
     atomic_write_text(files.lengths, "".join(f"{c.id}\t{n}\n" for c, n in zip(shard, counts)))
     info = {"settings": settings, "num_cuts": len(shard), "num_frames": offset, "dim": extractor.dim}
     atomic_write_text(files.marker, json.dumps(info, indent=2) + "\n")
-    logger.info("wrote %s: %d cuts, %d frames", files.feats, len(shard), offset)
+    logger.info("wrote %s: %d cuts, %d frames", files.ark if fmt == "kaldi" else files.feats, len(shard), offset)
     return True
 
 
