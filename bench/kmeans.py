@@ -1,4 +1,5 @@
-"""K-means for HuBERT targets: faiss (``speechssl2.targets.kmeans.train_kmeans``) vs alternatives.
+"""K-means for HuBERT targets: faiss (``speechssl2.targets.kmeans.train_kmeans``, random or k-means++
+seeding) vs alternatives.
 
 Peers: a plain batched torch Lloyd k-means written here, seeded with k-means++ (random init
 leaves it stuck above faiss's inertia), and scikit-learn's ``MiniBatchKMeans`` (k-means++,
@@ -84,12 +85,12 @@ class Stopwatch:
             self.paused_for += time.perf_counter() - since
 
 
-def faiss_trajectory(x: np.ndarray, k: int, niter: int, seed: int) -> Trajectory:
+def faiss_trajectory(x: np.ndarray, k: int, niter: int, seed: int, init: str) -> Trajectory:
     """``train_kmeans`` rerun from scratch with 1..niter iterations: (its seconds, inertia, iterations)."""
     points = []
     for n in range(1, niter + 1):
         start = time.perf_counter()
-        result = train_kmeans(x, k, niter=n, nredo=1, seed=seed)
+        result = train_kmeans(x, k, niter=n, nredo=1, seed=seed, init=init)
         seconds = time.perf_counter() - start
         points.append((seconds, assign(torch.from_numpy(x), torch.from_numpy(result.centroids))[1], n))
     return points
@@ -155,7 +156,8 @@ def main(argv: Optional[List[str]] = None) -> List[Dict[str, object]]:
 
     faiss.omp_set_num_threads(args.threads)
     x = mixture(args.frames, args.dim, args.clusters, args.seed)
-    runs = {"faiss (train_kmeans, random init)": faiss_trajectory(x, args.clusters, args.niter, args.seed),
+    runs = {"faiss (train_kmeans, random init)": faiss_trajectory(x, args.clusters, args.niter, args.seed, "random"),
+            "faiss (train_kmeans, k-means++)": faiss_trajectory(x, args.clusters, args.niter, args.seed, "k-means++"),
             "torch batched Lloyd, k-means++ (bench)": torch_trajectory(x, args.clusters, args.max_iter, args.seed)}
     sk = sklearn_trajectory(x, args.clusters, args.max_iter, args.seed, args.threads)
     if sk is not None:

@@ -1,8 +1,8 @@
-"""Train k-means (faiss) on a random sample of the dumped features of one HuBERT iteration.
+"""Train k-means (faiss) on the dumped features of a random sample of utterances of one HuBERT iteration.
 
 ``python -m speechssl2.bin.learn_kmeans --config conf/targets_iter1.yaml``
-writes ``<exp_dir>/kmeans_iter<k>/km.npy`` (centroids) and ``km.json`` (n_clusters, inertia,
-features used). A finished run with the same settings on the same feature shards is
+writes ``<exp_dir>/kmeans_iter<k>/km.npy`` (centroids) and ``km.json`` (n_clusters, inertia
+of the kept restart and of every restart, sample size, features used). A finished run with the same settings on the same feature shards is
 skipped (``speechssl2.targets.bookkeeping``); otherwise k-means is trained again, and the
 labels that depend on it follow.
 """
@@ -16,7 +16,7 @@ from typing import List, Optional
 from speechssl2.cli import run_main
 from speechssl2.targets.bookkeeping import kmeans_stage
 from speechssl2.targets.config import load_stage_config
-from speechssl2.targets.kmeans import sample_frames, train_kmeans
+from speechssl2.targets.kmeans import sample_utterances, train_kmeans
 from speechssl2.targets.shards import require_complete
 
 logger = logging.getLogger(__name__)
@@ -34,12 +34,16 @@ def main(argv: Optional[List[str]] = None) -> None:
     info = {"features": features, "feat_dir": str(cfg.feat_dir), "nshard": cfg.shard.nshard,
             "kmeans": asdict(cfg.kmeans)}
     k = cfg.kmeans
-    x = sample_frames(shards, k.max_frames, k.percent, k.seed)  # (n, D)
-    result = train_kmeans(x, k.n_clusters, k.niter, k.nredo, k.seed)
+    sample = sample_utterances(shards, k.percent, k.max_frames, k.seed)
+    info["sample"] = {"utterances": sample.utterances, "of_utterances": sample.total_utterances,
+                      "of_frames": sample.total_frames}
+    result = train_kmeans(sample.frames, k.n_clusters, k.niter, k.nredo, k.seed, k.init, k.init_size,
+                          k.n_init)
     result.save(cfg.kmeans_dir, info)
     stage.done([cfg.kmeans_dir / "km.npy", cfg.kmeans_dir / "km.json"])
-    logger.info("k-means %d on %d frames: inertia/frame %.4f -> %s", k.n_clusters, result.num_frames,
-                result.inertia / result.num_frames, cfg.kmeans_dir)
+    logger.info("k-means %d on %d frames of %d utterances: inertia/frame %.5f (best of %d restarts) -> %s",
+                k.n_clusters, result.num_frames, sample.utterances, result.inertia / result.num_frames,
+                len(result.restarts), cfg.kmeans_dir)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,8 @@ def evaluate(cfg: TargetsConfig) -> Dict[str, Any]:
         "reference_note": REFERENCE_NOTES.get(cfg.pnmi.reference, "frame-level alignment from the supervisions"),
         "features": _describe(km["features"]),
         "n_clusters": km["n_clusters"],
+        "kmeans": {key: km[key] for key in ("inertia_per_frame", "restart_inertias_per_frame", "num_frames", "sample")
+                   if key in km},
         "metrics": measure_cuts(CutSet.from_file(manifest), cfg.labels.field, cfg.pnmi.reference),
     }
     write_report(result, cfg.kmeans_dir, stem)

@@ -56,11 +56,14 @@ class ShardConfig:
 @dataclass
 class KMeansConfig:
     n_clusters: int = 100  # codebook size: the number of distinct labels
-    max_frames: int = 1_000_000  # cap on the training sample
-    percent: float = 1.0  # fraction of all dumped frames to sample (before the cap)
-    niter: int = 20  # k-means iterations (faiss)
-    nredo: int = 1  # k-means restarts; the run with the lowest inertia is kept
-    seed: int = 0  # seeds the frame sample and the k-means initialisation
+    max_frames: int = 1_000_000  # cap on the training sample (whole utterances are dropped to fit)
+    percent: float = 1.0  # fraction of the utterances to sample (fairseq learn_kmeans --percent)
+    niter: int = 20  # Lloyd iterations per restart (faiss)
+    nredo: int = 1  # k-means restarts from independent seedings; the lowest inertia is kept
+    init: Literal["k-means++", "random"] = "k-means++"  # seeding of each restart
+    init_size: int = 30000  # frames the k-means++ seeding draws from (MiniBatchKMeans: 3 x batch_size)
+    n_init: int = 1  # k-means++ seedings per restart; the one with the lowest inertia on the init frames is kept
+    seed: int = 0  # seeds the utterance sample and the k-means initialisation
 
 
 @dataclass

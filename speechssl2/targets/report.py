@@ -19,6 +19,7 @@ def write_report(result: Dict[str, Any], out_dir: Path, stem: str = "pnmi") -> N
         "",
         f"Reference: `{result['reference']}` ({result['reference_note']}).",
         f"Cuts: `{result['cuts']}`; label field `{result['field']}`.",
+        *_kmeans_line(result.get("kmeans")),
         "",
         "| metric | value |",
         "|---|---|",
@@ -48,6 +49,19 @@ def write_comparison(exp_dir: Path, stem: str = "pnmi") -> List[Dict[str, Any]]:
         lines.append("| " + " | ".join(cells) + " |")
     atomic_write_text(exp_dir / f"{stem}.md", "\n".join(lines) + "\n")
     return [result for _, result in found]
+
+
+def _kmeans_line(km: Any) -> List[str]:
+    """The k-means fit the labels come from: inertia per frame of the kept restart (and of all)."""
+    if not km or "inertia_per_frame" not in km:
+        return []
+    restarts = km.get("restart_inertias_per_frame") or []
+    line = f"K-means inertia / frame: {km['inertia_per_frame']:.5f} on {km.get('num_frames')} frames"
+    if "sample" in km:
+        line += f" of {km['sample']['utterances']} / {km['sample']['of_utterances']} utterances"
+    if len(restarts) > 1:
+        line += f"; best of {len(restarts)} restarts ({', '.join(f'{r:.5f}' for r in restarts)})"
+    return [line + "."]
 
 
 def _fmt(value: Any) -> str:

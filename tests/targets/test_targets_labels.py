@@ -8,7 +8,7 @@ from speechssl2.models import build_upstream
 from speechssl2.targets.audio import load_mono
 from speechssl2.targets.features import LayerFeatures, MfccFeatures
 from speechssl2.targets.frames import LabelRateError
-from speechssl2.targets.kmeans import NearestCentroid, sample_frames, train_kmeans
+from speechssl2.targets.kmeans import NearestCentroid, inertia_of, sample_utterances, seed_centroids, train_kmeans
 from speechssl2.targets.labels import label_shard, merge_parts
 from speechssl2.targets.shards import ShardFiles, dump_shard
 
@@ -28,18 +28,78 @@ def all_rows(shards):
     return np.concatenate([np.load(f.feats) for f in shards])
 
 
-def test_sample_frames_is_a_seeded_subset_of_the_dump(dumped):
-    _, shards = dumped
-    rows = all_rows(shards)
-    sample = sample_frames(shards, max_frames=10**9, percent=0.25, seed=3)
-    assert sample.shape == (round(0.25 * len(rows)), 39) and sample.dtype == np.float32
-    assert sample_frames(shards, max_frames=100, percent=1.0, seed=3).shape == (100, 39)
-    np.testing.assert_array_equal(sample, sample_frames(shards, 10**9, 0.25, seed=3))
-    assert not np.array_equal(sample, sample_frames(shards, 10**9, 0.25, seed=4))
-    dump_rows = {r.tobytes() for r in rows}
-    assert all(r.tobytes() in dump_rows for r in sample)
+def utterance_rows(shards):
+    """{frames of one utterance as bytes: cut id} over the whole dump."""
+    rows = {}
+    for files in shards:
+        feats, start = np.load(files.feats), 0
+        for cut_id, n in files.read_lengths():
+            rows[feats[start:start + n].tobytes()] = cut_id
+            start += n
+    return rows
+
+
+def split_by_utterance(sample, shards):
+    """The sample cut back into the dump's utterances (it must be whole ones, in dump order)."""
+    lengths = {cid: n for files in shards for cid, n in files.read_lengths()}
+    known, picked, start = utterance_rows(shards), [], 0
+    order = [cid for files in shards for cid, _ in files.read_lengths()]
+    for cid in order:
+        n = lengths[cid]
+        if start + n <= len(sample.frames) and known.get(sample.frames[start:start + n].tobytes()) == cid:
+            picked.append(cid)
+            start += n
+    assert start == len(sample.frames), "the sample is not a concatenation of whole utterances"
+    return picked
+
+
+def test_sample_utterances_takes_whole_utterances_at_the_stated_fraction(dumped):
+    cuts, shards = dumped
+    sample = sample_utterances(shards, percent=0.25, max_frames=10**9, seed=3)
+    picked = split_by_utterance(sample, shards)
+    assert len(picked) == sample.utterances == int(np.ceil(0.25 * len(cuts))) and sample.total_utterances == len(cuts)
+    assert sample.frames.dtype == np.float32 and sample.frames.shape[1] == 39
+    np.testing.assert_array_equal(sample.frames, sample_utterances(shards, 0.25, 10**9, seed=3).frames)
+    assert picked != split_by_utterance(sample_utterances(shards, 0.25, 10**9, seed=4), shards)
+    # every utterance is equally likely: over seeds, each is picked about 25 % of the time
+    counts = {c.id: 0 for c in cuts}
+    for seed in range(200):
+        for cid in split_by_utterance(sample_utterances(shards, 0.25, 10**9, seed), shards):
+            counts[cid] += 1
+    assert all(20 <= n <= 80 for n in counts.values()), sorted(counts.values())  # 50 expected, binomial sd 6
+    # the cap drops whole utterances: all of them under it, none cut
+    capped = sample_utterances(shards, 1.0, max_frames=500, seed=3)
+    assert len(capped.frames) <= 500 and len(split_by_utterance(capped, shards)) == capped.utterances
     with pytest.raises(ValueError, match=r"percent must be in \(0, 1\]"):
-        sample_frames(shards, 100, 0.0, 0)
+        sample_utterances(shards, 0.0, 100, 0)
+
+
+def test_restarts_never_fit_worse_and_every_inertia_is_reported(dumped):
+    rows = all_rows(dumped[1]).astype(np.float32)
+    one = train_kmeans(rows, 16, niter=3, nredo=1, seed=5)
+    four = train_kmeans(rows, 16, niter=3, nredo=4, seed=5)
+    assert four.restarts[0] == pytest.approx(one.inertia, rel=1e-6)  # restart 0 is the nredo=1 run
+    assert four.inertia == min(four.restarts) <= one.inertia and len(set(four.restarts)) == 4
+    exact = ((rows[:, None, :] - four.centroids[None]) ** 2).sum(-1).min(1).sum()
+    assert four.inertia == pytest.approx(float(exact), rel=1e-4)
+
+
+def test_kmeans_plus_plus_seeds_every_separated_cluster():
+    """16 well-separated Gaussians: k-means++ seeding alone (no Lloyd step) lands near the fit of the
+    true centres, and far below faiss's random seeding, on average over restarts."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, (16, 8))
+    x = (centres[rng.integers(16, size=3200)] + rng.normal(size=(3200, 8))).astype(np.float32)
+    plus = train_kmeans(x, 16, niter=0, nredo=8, seed=0)
+    rand = train_kmeans(x, 16, niter=0, nredo=8, seed=0, init="random")
+    assert np.mean(plus.restarts) < 0.5 * np.mean(rand.restarts)
+    # n_init seedings on one pool: the kept one is the best of them (the first is the n_init=1 seeding)
+    pool_once = seed_centroids(x, 16, 1000, 1, np.random.default_rng(1))
+    pool_best = seed_centroids(x, 16, 1000, 8, np.random.default_rng(1))
+    pool = x[np.random.default_rng(1).choice(len(x), size=1000, replace=False)]
+    assert inertia_of(pool, pool_best) <= inertia_of(pool, pool_once)
+    with pytest.raises(ValueError, match="init must be 'k-means\\+\\+' or 'random'"):
+        train_kmeans(x, 16, 1, 1, 0, init="kmeans++")
 
 
 def test_kmeans_fits_better_with_more_clusters_and_assigns_nearest(dumped):
