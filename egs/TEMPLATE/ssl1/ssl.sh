@@ -15,11 +15,13 @@
 #      (utils/run_jobs.sh: cmd.sh's launcher), one shard each
 #   3  SSL pre-training (conf/pretrain_<model>.yaml) on those targets (hubert_iter 0: on the
 #      plain cuts) -> exp/pretrain_<pt_name>
-#   4  CTC fine-tuning of the pre-trained upstream (conf/<ft_conf>.yaml) on train_set
-#      -> exp/finetune_<pt_name>_<ft_name>
-#   5  word n-gram LM with KenLM on text_set -> lm_dir (skipped with a message when KenLM is not built)
-#   6  decoding of the test sets with each of decoders (conf/decode_<decoder>.yaml; all but
-#      greedy search with the n-gram of lm_dir, and are skipped while it is missing)
+#   4  fine-tuning of the pre-trained upstream, CTC or transducer (--finetune_type; conf/<ft_conf>.yaml,
+#      by default conf/finetune_<finetune_type>.yaml) on train_set -> exp/finetune_<pt_name>_<ft_name>
+#   5  word n-gram LM with KenLM on text_set -> lm_dir (skipped with a message when KenLM is not built);
+#      with conf/lm_transformer.yaml also a Transformer LM on text_set -> exp/lm_transformer_<token_type>
+#   6  decoding of the test sets with each of decoders (conf/decode_<decoder>.yaml); a decoder whose
+#      config says ngram: true needs the n-gram of lm_dir, one with fusion_weight or rescore_weight
+#      the Transformer LM (tlm), and each is skipped while what it needs is missing
 #   7  RESULTS.md: every scored experiment in one table
 set -euo pipefail
 . ./path.sh
@@ -42,12 +44,14 @@ hubert_iter=1               # HuBERT target iteration (1: MFCC; 2: layer feature
 targets_from=""             # hubert_iter > 1: checkpoint whose layer is clustered ("" = the previous iteration's model)
 nj=2                        # parallel jobs for feature/label dumping (one shard each)
 pnmi=false                  # PNMI report of the targets (needs transcripts on pretrain_set)
-ft_conf=finetune_ctc        # fine-tuning config conf/<ft_conf>.yaml
-ft_name=""                  # fine-tuning run exp/finetune_<pt_name>_<ft_name> ("" = ctc_<token_type>)
+finetune_type=ctc           # stage 4 model and stage 6 default decoders: ctc or transducer
+ft_conf=""                  # fine-tuning config conf/<ft_conf>.yaml ("" = finetune_<finetune_type>)
+ft_name=""                  # fine-tuning run exp/finetune_<pt_name>_<ft_name> ("" = <finetune_type>_<token_type>)
 ft_label=""                 # the fine-tune set as RESULTS.md names it ("" = train_set)
 lm_dir=""                   # n-gram LM of stages 5 and 6 ("" = exp/lm_word3_<token_type>)
-decoders="greedy beam_lm"   # stage 6: conf/decode_<decoder>.yaml for each
+decoders=""                 # stage 6: conf/decode_<decoder>.yaml for each ("" = greedy beam_lm for ctc; transducer_greedy transducer_beam transducer_beam_tlm transducer_beam_rescore for transducer)
 rescore_lm=""               # stage 6: Transformer LM checkpoint every decoder rescores its n-best with ("" = none)
+tlm=""                      # stage 6: Transformer LM of the decoders with fusion_weight / rescore_weight ("" = exp/lm_transformer_<token_type>/checkpoint_last.pt)
 decode_checkpoint=checkpoint_best.pt  # best on dev_set; use checkpoint_last.pt when dev_set is a test set
 . utils/parse_options.sh
 
@@ -63,8 +67,18 @@ if [ -z "$pt_name" ]; then  # what the experiment directories and RESULTS.md cal
   [ "$hubert_iter" -gt 1 ] && pt_name=${pretrain_model}_iter$hubert_iter
 fi
 pt_exp=$exp/pretrain_$pt_name
-ft_exp=$exp/finetune_${pt_name}_${ft_name:-ctc_$token_type}
+case $finetune_type in
+  ctc) default_decoders="greedy beam_lm" ;;
+  transducer) default_decoders="transducer_greedy transducer_beam transducer_beam_tlm transducer_beam_rescore" ;;
+  *) echo "ssl.sh: --finetune_type must be ctc or transducer, got '$finetune_type'" >&2; exit 2 ;;
+esac
+ft_conf=${ft_conf:-finetune_$finetune_type}
+decoders=${decoders:-$default_decoders}
+ft_exp=$exp/finetune_${pt_name}_${ft_name:-${finetune_type}_$token_type}
 lm_dir=${lm_dir:-$exp/lm_word3_$token_type}  # its lexicon spells words in the tokenizer's units
+tlm_exp=$exp/lm_transformer_$token_type
+tlm=${tlm:-$tlm_exp/checkpoint_last.pt}
+has_key() { grep -Eq "^$1:" "$conf/decode_$2.yaml"; }  # does decoder $2's config set key $1?
 targets="$conf/targets_iter$hubert_iter.yaml"
 tgt_log=$exp/hubert_targets/log
 tgt=(--config "$targets" --set cuts="$data/$pretrain_set/cuts.jsonl.gz" --set exp_dir="$exp/hubert_targets"
@@ -116,7 +130,7 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  echo "Stage 4: CTC fine-tuning ($conf/$ft_conf.yaml) on $train_set -> $ft_exp"
+  echo "Stage 4: $finetune_type fine-tuning ($conf/$ft_conf.yaml) on $train_set -> $ft_exp"
   run_stage "$ft_exp/log/finetune.log" \
     $train_cmd -- python -m speechssl2.bin.finetune --config "$conf/$ft_conf.yaml" \
       --set model.encoder.upstream="$pt_exp/checkpoint_last.pt" --set model.tokenizer="$lang" \
@@ -129,6 +143,13 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   run_stage "$lm_dir/log/train_ngram.log" \
     python -m speechssl2.bin.train_ngram --config "$conf/ngram.yaml" \
       --set "texts=[$(labeled "$text_set")]" --set out_dir="$lm_dir" --set tokenizer="$lang"
+  if [ -f "$conf/lm_transformer.yaml" ]; then
+    echo "Stage 5: Transformer LM ($conf/lm_transformer.yaml) -> $tlm_exp"
+    run_stage "$tlm_exp/log/train_lm.log" \
+      $train_cmd -- python -m speechssl2.bin.train_lm --config "$conf/lm_transformer.yaml" \
+        --set text.train="$(labeled "$text_set")" --set text.valid="$(labeled "$dev_set")" \
+        --set model.tokenizer="$lang" --set exp_dir="$tlm_exp"
+  fi
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
@@ -136,13 +157,21 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   [ -n "$rescore_lm" ] && rescore=(--set rescore_lm="$rescore_lm")
   for test in $test_sets; do
     for dec in $decoders; do
-      [ "$dec" != greedy ] && [ ! -f "$lm_dir/lm.bin" ] && { echo "Stage 6: no n-gram LM in $lm_dir: skipping $dec"; continue; }
+      if grep -Eq '^ngram: *true' "$conf/decode_$dec.yaml" && [ ! -f "$lm_dir/lm.bin" ]; then
+        echo "Stage 6: no n-gram LM in $lm_dir: skipping $dec"; continue
+      fi
+      lms=("${rescore[@]}")
+      has_key fusion_weight "$dec" && lms+=(--set fusion_lm="$tlm")
+      has_key rescore_weight "$dec" && [ -z "$rescore_lm" ] && lms+=(--set rescore_lm="$tlm")
+      if [ ${#lms[@]} -gt ${#rescore[@]} ] && [ ! -f "$tlm" ]; then
+        echo "Stage 6: no Transformer LM $tlm (stage 5 with conf/lm_transformer.yaml, or --tlm): skipping $dec"; continue
+      fi
       out=$ft_exp/decode_${dec}_$test
       echo "Stage 6: decode $test with $dec -> $out"
       run_stage "$out/log/decode.log" \
         python -m speechssl2.bin.decode --config "$conf/decode_$dec.yaml" \
           --set checkpoint="$ft_exp/$decode_checkpoint" --set cuts="$(labeled "$test")" \
-          --set out_dir="$out" --set lm_dir="$lm_dir" "${rescore[@]}" \
+          --set out_dir="$out" --set lm_dir="$lm_dir" "${lms[@]}" \
           --set meta.upstream="$pt_name" --set meta.finetune_set="${ft_label:-$train_set}" --set meta.test_set="$test" \
           --set meta.units="$token_type"
     done

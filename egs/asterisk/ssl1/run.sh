@@ -7,7 +7,7 @@
 # Stages:
 #   0  data: Lhotse manifests en_train/en_dev/en_test + pool, validation report per set
 #   1-7 shared SSL pipeline, see ssl.sh: tokenizer, HuBERT targets, pre-training,
-#       CTC fine-tuning, n-gram LM, decoding, RESULTS.md
+#       CTC or transducer fine-tuning (--finetune_type), n-gram (+ Transformer) LM, decoding, RESULTS.md
 #
 # Usage: ./run.sh [--kaldi_dir DIR] [--stage N] [--stop_stage M] [--work_dir DIR]
 set -euo pipefail
@@ -22,6 +22,7 @@ kaldi_dir=""          # stage 0 from Kaldi data dirs instead: <kaldi_dir>/{en_tr
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
+finetune_type=ctc     # stage 4: ctc or transducer (conf/finetune_<type>.yaml; stage 6 decoders follow)
 hubert_iter=1         # HuBERT targets: 1 = MFCC k-means; 2 = k-means on a layer of exp/pretrain_<model>
 nj=2                  # parallel jobs for feature/label dumping (stage 2; cmd.sh says where they run)
 conf=conf             # configuration directory (a copy with other settings works too)
@@ -43,5 +44,5 @@ fi
 
 if [ "$stop_stage" -ge 1 ]; then
   ./ssl.sh --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
-    --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type" --hubert_iter "$hubert_iter" --nj "$nj"
+    --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type" --finetune_type "$finetune_type" --hubert_iter "$hubert_iter" --nj "$nj"
 fi

@@ -4,7 +4,7 @@
 # Stages:
 #   0  data: Lhotse manifests (train/test, official split) + validation report per set
 #   1-7 shared SSL pipeline, see ssl.sh: tokenizer, HuBERT targets, pre-training,
-#       CTC fine-tuning, n-gram LM, decoding, RESULTS.md
+#       CTC or transducer fine-tuning (--finetune_type), n-gram (+ Transformer) LM, decoding, RESULTS.md
 #   8  SUPERB-style probing of frozen upstreams (random-init baselines + the pre-trained
 #      checkpoints of every pretrain_model run so far) -> exp/probe/results.md, layer_weights.png
 #   9  mini reproduction table: CTC fine-tuning on a small labeled budget from scratch and
@@ -24,6 +24,7 @@ kaldi_dir=""          # stage 0 from Kaldi data dirs instead: <kaldi_dir>/{train
 work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
+finetune_type=ctc     # stage 4: ctc or transducer (conf/finetune_<type>.yaml; stage 6 decoders follow)
 hubert_iter=1         # HuBERT targets: 1 = MFCC k-means; 2 = k-means on a layer of exp/pretrain_<model>
 nj=2                  # parallel jobs for feature/label dumping (stage 2; cmd.sh says where they run)
 conf=conf             # configuration directory (a copy with other settings works too)
@@ -50,7 +51,7 @@ fi
 
 if [ "$stop_stage" -ge 1 ]; then
   ./ssl.sh --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
-    --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type" --hubert_iter "$hubert_iter" --nj "$nj" --pretrain_set train --train_set train --dev_set test --test_sets test --labeled_sets "train test" --pnmi true \
+    --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type" --finetune_type "$finetune_type" --hubert_iter "$hubert_iter" --nj "$nj" --pretrain_set train --train_set train --dev_set test --test_sets test --labeled_sets "train test" --pnmi true \
     --decode_checkpoint checkpoint_last.pt  # FSDD has no dev split: test only monitors
 fi
 

@@ -15,9 +15,11 @@
 #      (conf/targets_iter<k>.yaml); 0 = none needed
 #   3  pre-training conf/pretrain_$pretrain_model.yaml -> exp/pretrain_$pretrain_model
 #   4  CTC fine-tuning conf/finetune_ctc_$finetune_set.yaml (10min 1h 10h 100h 960h: wav2vec 2.0's
-#      recipes; 10h_hubert: HuBERT's 10 h recipe) -> exp/finetune_<model>_ctc_<set>
+#      recipes; 10h_hubert: HuBERT's 10 h recipe) -> exp/finetune_<model>_ctc_<set>; with
+#      --finetune_type transducer conf/finetune_transducer_<set>.yaml (960h: w2v-BERT's RNN-T)
 #   5  LMs: official 4-gram -> exp/lm_4gram (lm.bin + lexicon); Transformer LM -> exp/lm_transformer
-#   6  decode $test_sets: greedy, beam + 4-gram, beam + 4-gram + Transformer LM rescoring
+#   6  decode $test_sets: greedy, beam + 4-gram, beam + 4-gram + Transformer LM rescoring (CTC);
+#      greedy, beam, beam + Transformer LM fusion, beam + Transformer LM rescoring (transducer)
 #   7  RESULTS.md: every scored experiment in one table
 #
 # Usage: ./run.sh --corpus_dir /data/librispeech [--stage N] [--stop_stage M] [--work_dir DIR]
@@ -33,7 +35,8 @@ corpus_dir=corpora            # holds LibriSpeech/, librispeech_finetuning/, lm/
 work_dir=.                    # data/ and exp/ are written here
 pretrain_model=hubert_base_iter1  # conf/pretrain_<model>.yaml
 pretrain_set=train_960        # unlabeled set for pre-training and its HuBERT targets
-finetune_set=10h              # conf/finetune_ctc_<set>.yaml: 10min 1h 10h 100h 960h 10h_hubert
+finetune_set=10h              # conf/finetune_<finetune_type>_<set>.yaml: ctc 10min 1h 10h 100h 960h 10h_hubert; transducer 960h
+finetune_type=ctc             # stage 4: ctc or transducer (w2v-BERT's RNN-T); stage 6 decoders follow
 targets_iter=auto             # auto: from pretrain_model (see below)
 test_sets="dev_clean dev_other test_clean test_other"  # sets decoded in stage 6
 nj=8                          # parallel jobs for feature/label dumping (stage 2)
@@ -46,6 +49,9 @@ corpus_dir=$(cd "$corpus_dir" && pwd)
 data=$work_dir/data
 exp=$work_dir/exp
 run_stage() { local log=$1; shift; utils/run_stage.sh "$log" -- "$@"; }  # logs; each stage skips itself
+[ -f "$conf/finetune_${finetune_type}_$finetune_set.yaml" ] || {
+  echo "no conf/finetune_${finetune_type}_$finetune_set.yaml: choose --finetune_set among" \
+    "$(cd "$conf" && ls finetune_"${finetune_type}"_*.yaml 2>/dev/null | sed "s/finetune_${finetune_type}_//; s/.yaml//" | xargs)" >&2; exit 2; }
 if [ "$targets_iter" = auto ]; then
   case $pretrain_model in
     hubert_base_iter1) targets_iter=1 ;;
@@ -63,7 +69,7 @@ ssl() {
   ./ssl.sh --work_dir "$work_dir" --conf "$conf" --labeled_sets "$labeled_sets" --text_set train_960 \
     --pretrain_set "$pretrain_set" --pretrain_model "$pretrain_model" --pt_name "$pretrain_model" \
     --hubert_iter "$targets_iter" --targets_from "$targets_from" --nj "$nj" \
-    --train_set "$ft_data" --dev_set dev_other --ft_conf "finetune_ctc_$finetune_set" --ft_name "ctc_$finetune_set" \
+    --train_set "$ft_data" --dev_set dev_other --finetune_type "$finetune_type" --ft_conf "finetune_${finetune_type}_$finetune_set" --ft_name "${finetune_type}_$finetune_set" \
     --ft_label "$ft_data${finetune_set#"$ft_hours"}" --test_sets "$test_sets" --lm_dir "$exp/lm_4gram" "$@"
 }
 
@@ -96,8 +102,14 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
-  ssl --stage 6 --stop_stage 6 --decoders "greedy beam_4gram"
-  ssl --stage 6 --stop_stage 6 --decoders beam_4gram_transformer --rescore_lm "$exp/lm_transformer/checkpoint_best.pt"
+  tlm=$exp/lm_transformer/checkpoint_best.pt
+  if [ "$finetune_type" = ctc ]; then
+    ssl --stage 6 --stop_stage 6 --decoders "greedy beam_4gram"
+    ssl --stage 6 --stop_stage 6 --decoders beam_4gram_transformer --rescore_lm "$tlm"
+  else
+    ssl --stage 6 --stop_stage 6 --tlm "$tlm" \
+      --decoders "transducer_greedy transducer_beam transducer_beam_tlm transducer_beam_rescore"
+  fi
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
