@@ -2,7 +2,9 @@
 
 ``python -m speechssl2.bin.learn_kmeans --config conf/targets_iter1.yaml``
 writes ``<exp_dir>/kmeans_iter<k>/km.npy`` (centroids) and ``km.json`` (n_clusters, inertia
-of the kept restart and of every restart, sample size, features used). A finished run with the same settings on the same feature shards is
+of the kept restart and of every restart, sample size, features used). With
+``kmeans.centroids=<K x D .npy>`` the given centroids (the k-means a released HuBERT was
+trained on, for continued pre-training) are written instead, with their inertia. A finished run with the same settings on the same feature shards is
 skipped (``speechssl2.targets.bookkeeping``); otherwise k-means is trained again, and the
 labels that depend on it follow.
 """
@@ -16,7 +18,7 @@ from typing import List, Optional
 from speechssl2.cli import run_main
 from speechssl2.targets.bookkeeping import kmeans_stage
 from speechssl2.targets.config import load_stage_config
-from speechssl2.targets.kmeans import sample_utterances, train_kmeans
+from speechssl2.targets.kmeans import given_centroids, sample_utterances, train_kmeans
 from speechssl2.targets.shards import require_complete
 
 logger = logging.getLogger(__name__)
@@ -37,8 +39,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     sample = sample_utterances(shards, k.percent, k.max_frames, k.seed)
     info["sample"] = {"utterances": sample.utterances, "of_utterances": sample.total_utterances,
                       "of_frames": sample.total_frames}
-    result = train_kmeans(sample.frames, k.n_clusters, k.niter, k.nredo, k.seed, k.init, k.init_size,
-                          k.n_init)
+    if k.centroids:  # given (a released model's k-means): measured on the sample, not trained
+        result = given_centroids(k.centroids, sample.frames, k.n_clusters)
+    else:
+        result = train_kmeans(sample.frames, k.n_clusters, k.niter, k.nredo, k.seed, k.init, k.init_size,
+                              k.n_init)
     result.save(cfg.kmeans_dir, info)
     stage.done([cfg.kmeans_dir / "km.npy", cfg.kmeans_dir / "km.json"])
     logger.info("k-means %d on %d frames of %d utterances: inertia/frame %.5f (best of %d restarts) -> %s",

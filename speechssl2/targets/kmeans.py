@@ -164,6 +164,18 @@ def train_kmeans(x: np.ndarray, n_clusters: int, niter: int, nredo: int, seed: i
     return KMeansResult(centroids=best[1], inertia=restarts[best[0]], num_frames=int(x.shape[0]), restarts=restarts)
 
 
+def given_centroids(path: str | Path, x: np.ndarray, n_clusters: int) -> KMeansResult:
+    """Centroids from a (K, D) ``.npy`` file (e.g. sklearn's ``cluster_centers_`` of fairseq's HuBERT
+    k-means, saved with ``np.save``), with their inertia on the sample ``x`` (n, D)."""
+    centroids = np.load(path, allow_pickle=False)
+    if centroids.ndim != 2 or centroids.shape[0] != n_clusters or centroids.shape[1] != x.shape[1]:
+        raise ValueError(f"{path}: centroids of shape {centroids.shape}, expected (n_clusters={n_clusters}, "
+                         f"feature dim={x.shape[1]})")
+    centroids = centroids.astype(np.float32)
+    inertia = inertia_of(x, centroids)
+    return KMeansResult(centroids=centroids, inertia=inertia, num_frames=int(x.shape[0]), restarts=[inertia])
+
+
 class NearestCentroid:
     """Assigns each frame the id of its nearest centroid (squared L2)."""
 

@@ -8,7 +8,8 @@ from speechssl2.models import build_upstream
 from speechssl2.targets.audio import load_mono
 from speechssl2.targets.features import LayerFeatures, MfccFeatures
 from speechssl2.targets.frames import LabelRateError
-from speechssl2.targets.kmeans import NearestCentroid, inertia_of, sample_utterances, seed_centroids, train_kmeans
+from speechssl2.targets.kmeans import (NearestCentroid, given_centroids, inertia_of, sample_utterances, seed_centroids,
+                                     train_kmeans)
 from speechssl2.targets.labels import label_shard, merge_parts
 from speechssl2.targets.shards import ShardFiles, dump_shard
 
@@ -148,3 +149,15 @@ def test_layer_features_of_a_tiny_upstream_follow_its_frames(dumped, tmp_path):
     np.testing.assert_allclose(stored, ref.numpy(), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"layer 3 does not exist: the upstream returns 3 hidden states"):
         LayerFeatures(upstream, layer=3)
+
+
+def test_given_centroids_are_kept_and_measured(dumped, tmp_path):
+    """kmeans.centroids: a released model's k-means is used as given, its inertia on the sample reported."""
+    rows = all_rows(dumped[1]).astype(np.float32)
+    trained = train_kmeans(rows, 8, niter=5, nredo=1, seed=0)
+    np.save(tmp_path / "km.npy", trained.centroids.astype(np.float64))  # sklearn's cluster_centers_ are float64
+    given = given_centroids(tmp_path / "km.npy", rows, 8)
+    np.testing.assert_array_equal(given.centroids, trained.centroids)
+    assert given.inertia == pytest.approx(trained.inertia, rel=1e-5)
+    with pytest.raises(ValueError, match=r"km.npy: centroids of shape \(8, 39\), expected \(n_clusters=16"):
+        given_centroids(tmp_path / "km.npy", rows, 16)
