@@ -277,7 +277,9 @@ def _referenced_files(entry: Any) -> Iterator[str]:
     if isinstance(entry, dict):
         if entry.get("type") == "file" and isinstance(entry.get("source"), str):
             yield str(Path(entry["source"]).absolute())
-        if isinstance(entry.get("storage_path"), str) and isinstance(entry.get("storage_type"), str):
+        # storage_type "shar": the array lives in a Shar directory's tar, counted with the directory
+        if isinstance(entry.get("storage_path"), str) and entry.get("storage_type", "shar") != "shar" \
+                and isinstance(entry["storage_type"], str):
             stored = Path(entry["storage_path"])
             if entry["storage_type"].endswith("_files"):  # one file per array under storage_path
                 stored = stored / entry["storage_key"]
