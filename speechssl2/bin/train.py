@@ -40,13 +40,14 @@ def build_loader(data: DataConfig, cuts: str, train_split: bool, info: DistInfo,
     transforms = [UtteranceMixer.from_config(data.mixing)] if train_split and data.mixing else []
     crop = BatchCrop.from_config(data.crop, data.sample_rate) if data.crop else None
     if crop is not None:
-        cuts, transforms = crop.keep_long_enough(open_cuts(cuts)), [crop, *transforms]
+        transforms = [crop, *transforms]
     return make_dataloader(
         cuts, max_duration=data.max_duration, shuffle=train_split, features=data.features,
         sample_rate=data.sample_rate, num_buckets=data.num_buckets, seed=seed,
         world_size=info.world_size, rank=info.rank, num_workers=data.num_workers,
         label_field=data.label_field, batch_transforms=transforms,
         drop_last=train_split and info.world_size > 1,  # ranks must see equally many batches
+        select=crop.keep_long_enough if crop is not None else None,
     )
 
 
