@@ -15,6 +15,7 @@ from lhotse import CutSet, load_manifest_lazy
 from lhotse.dataset import DynamicBucketingSampler
 
 from speechssl2.data.dataset import Batch, CutBatchDataset
+from speechssl2.data.shar import is_shar_dir, open_shar
 
 
 def make_dataloader(
@@ -22,11 +23,21 @@ def make_dataloader(
     features: Literal["wave", "fbank"] = "wave", sample_rate: int = 16000, num_buckets: int = 10,
     seed: int = 0, world_size: int = 1, rank: int = 0, num_workers: int = 0,
     label_field: str | None = None, batch_transforms: Sequence[Callable[[Batch], Batch]] = (),
-    drop_last: bool = False,
+    drop_last: bool = False, select: Callable[[CutSet], CutSet] | None = None,
 ) -> torch.utils.data.DataLoader:
-    """Batches (see ``speechssl2.data.dataset``) of at most ``max_duration`` seconds of audio."""
-    if isinstance(cuts, (str, Path)):
+    """Batches (see ``speechssl2.data.dataset``) of at most ``max_duration`` seconds of audio.
+
+    A Shar directory is split between ranks by shard (see ``speechssl2.data.shar``), so the
+    sampler then sees only this rank's cuts; a JSONL manifest is split by the sampler.
+    ``select`` filters the opened cuts lazily (e.g. dropping those too short to crop).
+    """
+    if isinstance(cuts, (str, Path)) and is_shar_dir(cuts):
+        cuts = open_shar(cuts, shuffle_shards=shuffle, seed=seed, world_size=world_size, rank=rank)
+        world_size, rank = 1, 0
+    elif isinstance(cuts, (str, Path)):
         cuts = open_cuts(cuts)
+    if select is not None:
+        cuts = select(cuts)
     sampler = DynamicBucketingSampler(
         cuts, max_duration=max_duration, shuffle=shuffle, num_buckets=num_buckets, seed=seed,
         world_size=world_size, rank=rank, drop_last=drop_last, duration_bins=_bins_for_tiny_sets(cuts, num_buckets),
@@ -45,7 +56,9 @@ def _bins_for_tiny_sets(cuts: CutSet, num_buckets: int) -> List[float] | None:
 
 
 def open_cuts(path: str | Path) -> CutSet:
-    """A cut manifest opened lazily; a clear error when the file is missing or not cuts."""
+    """A cut manifest (JSONL file or Shar directory) opened lazily; a clear error when missing or not cuts."""
+    if is_shar_dir(path):
+        return open_shar(path)
     if not Path(path).is_file():
         raise FileNotFoundError(f"cut manifest {path} does not exist (run the prepare_data stage)")
     manifest = load_manifest_lazy(path)
