@@ -44,6 +44,18 @@ def test_mfcc_to_ark_scp_reads_back_exactly_with_kaldiio(train, tmp_path, monkey
         np.testing.assert_array_equal(table[cut.id], mfcc(load_mono(cut, 16000)).numpy())
 
 
+def test_espnet_reads_the_dumped_feats_scp(train, tmp_path):
+    dataset = pytest.importorskip("espnet2.train.dataset")
+    manifest, cuts = train
+    dump_features.main([f"--set=cuts={manifest}", f"--set=exp_dir={tmp_path / 'exp'}", "--set=features.format=kaldi"])
+    scp = str(tmp_path / "exp" / "feats_iter1" / "train" / "feats.scp")
+    espnet = dataset.ESPnetDataset([(scp, "speech", "kaldi_ark")])  # an ESPnet data dir's feats_type=extracted
+    mfcc = MfccFeatures()
+    for cut in cuts[::20]:
+        key, item = espnet[cut.id]
+        np.testing.assert_array_equal(item["speech"], mfcc(load_mono(cut, 16000)).numpy())
+
+
 def test_layer_features_to_kaldi_only(train, tmp_path, monkeypatch):
     manifest, cuts = train
     upstream = build_upstream({"name": "hubert_tiny"})
