@@ -190,3 +190,29 @@ def test_train_step_bench_makes_an_update(model):
     moved = {name for name, p in ssl.named_parameters() if not torch.equal(p, before[name])}
     assert moved == set(before)
     assert all(p.grad is None for p in ssl.parameters())
+
+
+def test_bench_scale(capsys):
+    rows = run("scale", "--sizes", "300,600", "--extrapolate", "1200", "--nshard", "2", "--shard-size", "100",
+               "--max-frames", "20000", "--rate-seconds", "2", "--flac-files", "5")
+    assert sorted(rows) == [300, 600, 1200]
+    assert all(seconds > 0 and mib >= 0 for size in rows.values() for seconds, mib in size.values())
+    assert rows[1200]["lazy load"][0] == pytest.approx(2 * rows[600]["lazy load"][0])  # linear extrapolation
+    out = capsys.readouterr().out
+    assert "| 1,200 cuts (extrapolated) |" in out and "| Shar index |" in out and "Slurm array jobs" in out
+
+
+def test_scale_bench_synthetic_manifest_is_lhotse_readable(tmp_path):
+    """The synthetic cuts, label parts and Shar index are what lhotse and our readers accept."""
+    from speechssl2.data.loader import open_cuts
+
+    bench = load("scale")
+    paths = bench.build(tmp_path, 25, nshard=2, shard_size=10, seed=0)
+    cuts = list(open_cuts(paths["manifest"]))
+    assert len(cuts) == 25 and all(1.0 <= c.duration <= 431.0 for c in cuts)
+    shar = list(open_cuts(paths["shar"]))
+    assert [c.id for c in shar] == [c.id for c in cuts]
+    part = list(open_cuts(tmp_path / "cuts_0_2.jsonl.gz"))
+    assert part[0].has_custom(bench.FIELD) and part[0].hubert_labels.shape == [int(cuts[0].duration * 50)]
+    sample = bench.sample_utterances([bench.ShardFiles(tmp_path / "feats", r, 2) for r in range(2)], 1.0, 10**9, 0)
+    assert sample.frames.shape == (sum(int(c.duration * 50) for c in cuts), 39) and not sample.frames.any()
