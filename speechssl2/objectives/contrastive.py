@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Optional, Tuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
+
+from speechssl2.objectives.common import unit
 
 
 def sample_negatives(
@@ -44,7 +45,8 @@ def contrastive_logits(
     are invalid or equal to their positive (same quantized vector) get -inf.
     """
     targets = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # (N, 1+K, F)
-    logits = F.cosine_similarity(context.unsqueeze(1).float(), targets.float(), dim=-1) / temperature
+    # F.cosine_similarity's formula as a batched product of unit vectors, without its broadcast of context
+    logits = torch.bmm(unit(targets.float()), unit(context.float()).unsqueeze(-1)).squeeze(-1) / temperature
     same = (negatives == positives.unsqueeze(1)).all(dim=-1)  # (N, K)
     drop = torch.cat([torch.zeros_like(valid[:, :1]), same | ~valid], dim=1)  # (N, 1+K)
     return logits.masked_fill(drop, float("-inf"))
