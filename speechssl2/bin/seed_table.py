@@ -14,7 +14,7 @@ from typing import List, Optional
 from speechssl2.cli import parse_stage, run_main
 from speechssl2.logging_utils import setup_logging
 from speechssl2.scoring.results import collect_results
-from speechssl2.scoring.seeds import SeedSpread, group_seeds, plot_seeds, write_seed_table
+from speechssl2.scoring.seeds import SeedSpread, group_seeds, plot_seeds, verdicts, write_seed_table
 
 log = logging.getLogger("speechssl2.seed_table")
 
@@ -26,6 +26,8 @@ class SeedTableConfig:
     title: str = "Seed spread"  # heading of the Markdown table
     notes: str = ""  # a paragraph above the table (budget, compute, what the numbers mean)
     plot: Optional[str] = None  # PNG path of the plot; no plot when None
+    baseline: str = ""  # upstream the others must beat by more than the seed spread ("" = no such claim)
+    chance: Optional[float] = None  # the task's chance WER %: claim that the best decode is at most half of it
 
 
 def main(argv: Optional[List[str]] = None) -> List[SeedSpread]:
@@ -34,7 +36,10 @@ def main(argv: Optional[List[str]] = None) -> List[SeedSpread]:
     groups = group_seeds(collect_results(cfg.exp_dir))
     if not groups:
         raise SystemExit(f"seed_table: no result.json under {cfg.exp_dir}")
-    write_seed_table(groups, cfg.output, cfg.title, cfg.notes)
+    claims = verdicts(groups, cfg.baseline, cfg.chance)
+    write_seed_table(groups, cfg.output, cfg.title, cfg.notes, claims)
+    for line in claims:
+        log.info("%s", line.lstrip("- ").replace("**", ""))
     if cfg.plot:
         plot_seeds(groups, cfg.plot)
     for g in groups:

@@ -10,10 +10,10 @@ from speechssl2.bin import seed_table
 from speechssl2.scoring.seeds import group_seeds
 
 
-def write_result(root, name, upstream, seed, wer):
+def write_result(root, name, upstream, seed, wer, decoder="ctc greedy"):
     d = root / name
     d.mkdir(parents=True)
-    row = {"upstream": upstream, "finetune_set": "train_5min", "decoder": "ctc greedy", "lm": "none",
+    row = {"upstream": upstream, "finetune_set": "train_5min", "decoder": decoder, "lm": "none",
            "test_set": "test", "seed": seed, "num_utts": 10, "wer": wer, "cer": wer / 2,
            "substitutions": 1, "deletions": 0, "insertions": 0}
     (d / "result.json").write_text(json.dumps(row))
@@ -45,3 +45,27 @@ def test_the_same_seed_twice_in_one_experiment_is_an_error(tmp_path):
 def test_no_results_is_a_clear_exit(tmp_path):
     with pytest.raises(SystemExit, match="no result.json"):
         seed_table.main(["--set", f"exp_dir={tmp_path}", "--set", f"output={tmp_path / 'T.md'}"])
+
+
+def test_claims_need_a_margin_larger_than_the_seed_spread(tmp_path):
+    for seed, (a, b, c) in zip((1, 2, 3), ((40.0, 80.0, 50.0), (50.0, 90.0, 95.0), (60.0, 100.0, 75.0))):
+        write_result(tmp_path, f"hubert_{seed}", "hubert", seed, a)
+        write_result(tmp_path, f"scratch_{seed}", "scratch", seed, b)
+        write_result(tmp_path, f"wavlm_{seed}", "wavlm", seed, c)
+    seed_table.main(["--set", f"exp_dir={tmp_path}", "--set", f"output={tmp_path / 'T.md'}",
+                     "--set", "baseline=scratch", "--set", "chance=90"])
+    text = (tmp_path / "T.md").read_text()
+    # hubert 50 ± 10 vs scratch 90 ± 10: 40 > 10; wavlm 73.3 ± 22.5: 16.7 < 22.5
+    assert "- hubert beats scratch (ctc greedy, none): **shown**: 50.0 ± 10.0 vs 90.0 ± 10.0" in text
+    assert "- wavlm beats scratch (ctc greedy, none): **not shown**" in text
+    assert "best decode at most half of chance (45.0 % of 90.0 % WER): **not shown**: hubert" in text
+
+
+def test_claims_compare_only_within_one_decoder(tmp_path):
+    write_result(tmp_path, "h", "hubert", 1, 30.0, decoder="ctc beam")
+    write_result(tmp_path, "s", "scratch", 1, 50.0, decoder="ctc greedy")
+    seed_table.main(["--set", f"exp_dir={tmp_path}", "--set", f"output={tmp_path / 'T.md'}",
+                     "--set", "baseline=scratch", "--set", "chance=90"])
+    text = (tmp_path / "T.md").read_text()
+    assert "beats scratch" not in text
+    assert "**shown**: hubert (ctc beam, none) 30.0 ± 0.0 %" in text
