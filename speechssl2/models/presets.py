@@ -5,8 +5,10 @@ merges overrides into it. Sizes follow the released checkpoints (SPEC.md section
 
 The ``_small`` presets are for pre-training on a CPU (docs/benchmarks.md, "Small presets:
 training throughput", measured with ``bench/train_step.py``): a 256-channel feature encoder
-(the BASE layout with a quarter of its conv FLOPs), and a 384-wide, 6-layer encoder whose
-matrices are large enough to run at BASE's FLOP/s; 9-14M parameters.
+(the BASE layout with a quarter of its conv FLOPs; the same 20 ms frames, so BASE's labels
+and recipes fit) and a 384-wide, 6-layer encoder whose matrices are large enough to run near
+BASE's FLOP/s: 13.0M parameters (w2v-BERT's conformer blocks 21.6M at half the frame rate,
+the same FLOPs per second of audio; wav2vec's conv context network 5.4M).
 """
 from __future__ import annotations
 
