@@ -90,10 +90,13 @@ def step_scores(predictions: Tensor, targets: Tensor, negatives: Tensor, lengths
     b, t, steps, c = predictions.shape
     gathered = torch.gather(targets, 1, negatives.reshape(b, -1, 1).expand(-1, -1, c))  # (B, T*N, C)
     candidates = torch.cat([targets.unsqueeze(2), gathered.view(b, t, -1, c)], dim=2)  # (B, T, 1+N, C)
-    scores = predictions.new_zeros(b, t, steps, candidates.shape[2])
-    for j in step_distances(steps, offset, t):
-        k = offset + j
-        scores[:, : t - k, j] = torch.einsum("bic,binc->bin", predictions[:, : t - k, j], candidates[:, k:])
+    # Every prediction moved to the frame it aims at (zeros before it), one batched product over the
+    # target frames, and the scores moved back: slicing (B, T, K, C) and (B, T, 1+N, C) once per step
+    # made autograd allocate, zero and copy both whole for every step.
+    shifts = [min(offset + j, t) for j in range(steps)]
+    aimed = torch.stack([F.pad(p[:, : t - k], (0, 0, k, 0)) for p, k in zip(predictions.unbind(2), shifts)], dim=2)
+    at_target = torch.einsum("bmjc,bmnc->bmjn", aimed, candidates)  # (B, T, K, 1+N), m = i + k
+    scores = torch.stack([F.pad(at_target[:, k:, j], (0, 0, 0, k)) for j, k in enumerate(shifts)], dim=2)
     distance = torch.arange(offset, offset + steps, device=lengths.device)  # (K,)
     position = torch.arange(t, device=lengths.device)[None, :, None] + distance
     pairs = position < lengths[:, None, None]  # (B, T, K): target i + k inside the utterance
