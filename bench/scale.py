@@ -18,7 +18,8 @@ resident memory (Linux ``VmHWM`` reset before the step via ``/proc/self/clear_re
 
 Then the labelling rate (MFCC + nearest of 100 centroids, one thread, on noise) and what a
 60k-hour run needs. ``--sizes`` too large for the machine can be left out and extrapolated
-with ``--extrapolate``: rows marked ``extrapolated`` scale the largest measured row linearly.
+with ``--extrapolate``: rows marked ``extrapolated`` follow each step's growth between the
+two largest measured sizes (see ``extrapolate``).
 
     python bench/scale.py --sizes 10000,100000,1000000
 """
@@ -163,6 +164,27 @@ def label_rate(seconds: float, seed: int) -> float:
     return seconds / (time.process_time() - start)
 
 
+def extrapolate(rows: Dict[int, Dict[str, tuple]], measured: List[int], n: int) -> Dict[str, tuple]:
+    """Each step's time and memory at ``n`` cuts on the power law through the two largest measured sizes.
+
+    ``v(n) = v(n2) * (n / n2) ** b`` with ``b`` the growth exponent between them (0 when a value
+    did not grow: a flat cost such as the k-means sample, capped by ``--max-frames``, stays flat).
+    With one measured size, linear growth is assumed.
+    """
+    n2 = measured[-1]
+    n1 = measured[-2] if len(measured) > 1 else None
+    out = {}
+    for step in STEPS:
+        values = []
+        for k in (0, 1):
+            v2 = rows[n2][step][k]
+            v1 = rows[n1][step][k] if n1 is not None else None
+            b = 1.0 if v1 is None else (math.log(v2 / v1) / math.log(n2 / n1) if v1 > 0 and v2 > v1 else 0.0)
+            values.append(v2 * (n / n2) ** b)
+        out[step] = tuple(values)
+    return out
+
+
 def table(rows: Dict[int, Dict[str, tuple]], measured: List[int]) -> str:
     sizes = sorted(rows)
     head = "| step | " + " | ".join(f"{n:,} cuts" + ("" if n in measured else " (extrapolated)") for n in sizes) + " |"
@@ -236,13 +258,12 @@ def main(argv: Optional[List[str]] = None) -> Dict[int, Dict[str, tuple]]:
         rows[n] = run_size(n, args)
         print(f"measured {n:,} cuts", file=sys.stderr, flush=True)
     for n in (int(s) for s in args.extrapolate.split(",") if s):
-        top = max(measured)
-        rows[n] = {step: (t * n / top, mib * n / top) for step, (t, mib) in rows[top].items()}
+        rows[n] = extrapolate(rows, sorted(measured), n)
     print(table(rows, measured))
     largest, cuts = max(rows), math.ceil(args.hours * 3600 / MEAN_SECONDS)
     scaled = {step: (t, mib * cuts / largest) for step, (t, mib) in rows[largest].items()}
-    source = f"{cuts:,} cuts" + ("" if largest == cuts and largest in measured else
-                                 f", scaled linearly from the {largest:,}-cut row")
+    source = f"{cuts:,} cuts" + ("" if largest == cuts else f", scaled linearly from the {largest:,}-cut row") + \
+        ("" if largest in measured else ", extrapolated")
     print()
     print(needs(args.hours, label_rate(args.rate_seconds, args.seed), args.jobs, scaled, source,
                 flac_ratio(Path(args.fsdd), args.flac_files)))
