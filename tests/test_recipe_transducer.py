@@ -17,7 +17,7 @@ TRANSDUCER_DECODERS = ("transducer_greedy", "transducer_beam", "transducer_beam_
 def short_confs(recipe: str, dest: Path, updates: dict) -> Path:
     """The recipe's conf/ with fewer updates (the test checks plumbing, not accuracy)."""
     conf = dest / "conf"
-    shutil.copytree(REPO / "egs" / recipe / "ssl1" / "conf", conf)
+    shutil.copytree(REPO / "egs" / recipe / "ssl1" / "conf", conf, symlinks=True)
     for name, n in updates.items():
         cfg = yaml.safe_load((conf / name).read_text())
         cfg["trainer"].update(max_updates=n, save_every=n, valid_every=n)
@@ -67,12 +67,13 @@ def fsdd_subset(fsdd_dir, tmp_path) -> Path:
 
 @pytest.mark.slow
 def test_fsdd_recipe_transducer_path(tmp_path, fsdd_subset):
-    conf = short_confs("fsdd", tmp_path, {"pretrain_wav2vec2.yaml": 3, "finetune_transducer.yaml": 30,
+    conf = short_confs("fsdd", tmp_path, {"pretrain_wav2vec2.yaml": 3, "finetune_transducer.yaml": 10,
                                           "finetune_ctc.yaml": 10, "lm_transformer.yaml": 10})
     run_sh = (f"{REPO}/egs/fsdd/ssl1/run.sh --fsdd_dir {fsdd_subset} --work_dir {tmp_path} --conf {conf} "
               "--pretrain_model wav2vec2 --hubert_iter 0")
     run(f"{run_sh} --stage 0 --stop_stage 6 --finetune_type transducer", tmp_path)
-    run(f"{run_sh} --stage 4 --stop_stage 7 --finetune_type ctc", tmp_path)
+    run(f"{run_sh} --stage 4 --stop_stage 4 --finetune_type ctc", tmp_path)  # stage 5's LMs are there
+    run(f"{run_sh} --stage 6 --stop_stage 7 --finetune_type ctc", tmp_path)
     check_transducer_beside_ctc(tmp_path, "wav2vec2", "test", 60)
 
 
@@ -81,10 +82,11 @@ def test_asterisk_recipe_transducer_path(tmp_path):
     sounds = Path("/usr/share/asterisk/sounds")
     if not (sounds / "en").is_dir():
         pytest.skip("asterisk-core-sounds-en not installed (make demo)")
-    conf = short_confs("asterisk", tmp_path, {"pretrain_wav2vec2.yaml": 3, "finetune_transducer.yaml": 30,
+    conf = short_confs("asterisk", tmp_path, {"pretrain_wav2vec2.yaml": 3, "finetune_transducer.yaml": 10,
                                               "finetune_ctc.yaml": 10, "lm_transformer.yaml": 10})
     run_sh = f"{REPO}/egs/asterisk/ssl1/run.sh --work_dir {tmp_path} --conf {conf} --pretrain_model wav2vec2 --hubert_iter 0"
     run(f"{run_sh} --stage 0 --stop_stage 6 --finetune_type transducer", tmp_path)
-    run(f"{run_sh} --stage 4 --stop_stage 7 --finetune_type ctc", tmp_path)
+    run(f"{run_sh} --stage 4 --stop_stage 4 --finetune_type ctc", tmp_path)  # stage 5's LMs are there
+    run(f"{run_sh} --stage 6 --stop_stage 7 --finetune_type ctc", tmp_path)
     utts = len(read_transcripts(tmp_path / "data" / "en_test" / "cuts_char.jsonl.gz"))
     check_transducer_beside_ctc(tmp_path, "wav2vec2", "en_test", utts)
