@@ -43,6 +43,17 @@ def upstream(frontend: Spec, encoder: Spec, normalize: bool, feature_dropout: fl
             "feature_dropout": feature_dropout, "mask_mode": mask_mode}
 
 
+def w2v_bert_upstream(size: str) -> Spec:
+    """Log-mel + conv2d subsampling (``channels``) and a conformer; random vectors at masked frames."""
+    dims, channels = {
+        "xl": (dict(embed_dim=1024, num_layers=24, num_heads=8, ffn_dim=4096, depthwise_kernel=31), 128),
+        "small": (dict(embed_dim=384, num_layers=6, num_heads=6, ffn_dim=1536, depthwise_kernel=31), 32),
+        "tiny": (dict(embed_dim=64, num_layers=2, num_heads=4, ffn_dim=128, depthwise_kernel=15), 16),
+    }[size]
+    fbank = {"name": "fbank", "channels": channels, "normalize": True}
+    return upstream(fbank, {"name": "conformer", **dims}, normalize=False, mask_mode="random")
+
+
 @PRESETS.register("wav2vec2_base")
 def wav2vec2_base() -> Spec:
     return upstream(conv("group_norm"), transformer("base", layerdrop=0.05), normalize=False)
@@ -95,10 +106,7 @@ def w2v_bert() -> Spec:
     Masked frames are replaced by random vectors (``mask_mode: random``), as in the paper;
     log-mels are normalized per utterance (see ``fbank_frontend``).
     """
-    conformer = {"name": "conformer", "embed_dim": 1024, "num_layers": 24, "num_heads": 8, "ffn_dim": 4096,
-                 "depthwise_kernel": 31}
-    fbank = {"name": "fbank", "channels": 128, "normalize": True}
-    return upstream(fbank, conformer, normalize=False, mask_mode="random")
+    return w2v_bert_upstream("xl")
 
 
 @PRESETS.register("wav2vec2_tiny")
@@ -118,10 +126,7 @@ def wavlm_tiny() -> Spec:
 
 @PRESETS.register("w2v_bert_tiny")
 def w2v_bert_tiny() -> Spec:
-    conformer = {"name": "conformer", "embed_dim": 64, "num_layers": 2, "num_heads": 4, "ffn_dim": 128,
-                 "depthwise_kernel": 15}
-    fbank = {"name": "fbank", "channels": 16, "normalize": True}
-    return upstream(fbank, conformer, normalize=False, mask_mode="random")
+    return w2v_bert_upstream("tiny")
 
 
 SMALL_CHANNELS = 256  # feature encoder channels of the small presets (module doc)
@@ -163,7 +168,4 @@ def ils_tiny() -> Spec:
 @PRESETS.register("w2v_bert_small")
 def w2v_bert_small() -> Spec:
     """6 conformer blocks of 384 (3 contrastive + 3 masked prediction in the objective), 32 subsampling channels."""
-    conformer = {"name": "conformer", "embed_dim": 384, "num_layers": 6, "num_heads": 6, "ffn_dim": 1536,
-                 "depthwise_kernel": 31}
-    fbank = {"name": "fbank", "channels": 32, "normalize": True}
-    return upstream(fbank, conformer, normalize=False, mask_mode="random")
+    return w2v_bert_upstream("small")
