@@ -22,6 +22,7 @@ from lhotse import CutSet
 from speechssl2.cli import parse_stage, run_main
 from speechssl2.config import ConfigError, save_config
 from speechssl2.data.loader import open_cuts
+from speechssl2.data.manifest import write_manifest_atomic
 from speechssl2.logging_utils import setup_logging
 from speechssl2.stage import Stage, stamp_path
 
@@ -47,10 +48,7 @@ def main(argv: Optional[List[str]] = None) -> CutSet:
     if stage.up_to_date():
         return CutSet.from_file(out)
     pooled = pool(cfg)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.jsonl.gz")
-    pooled.to_file(tmp)
-    tmp.replace(out)
+    write_manifest_atomic(pooled, out)
     save_config(cfg, out.parent / "pool_cuts.yaml")
     stage.done([out])
     return pooled

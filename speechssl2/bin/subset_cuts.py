@@ -15,6 +15,7 @@ from lhotse import CutSet
 from speechssl2.cli import parse_stage, run_main
 from speechssl2.config import save_config
 from speechssl2.data.loader import open_cuts
+from speechssl2.data.manifest import write_manifest_atomic
 from speechssl2.data.subset import budget_subset
 from speechssl2.logging_utils import setup_logging
 from speechssl2.stage import Stage, stamp_path
@@ -40,10 +41,7 @@ def main(argv: Optional[List[str]] = None) -> CutSet:
         return CutSet.from_file(cfg.output)
     subset = budget_subset(open_cuts(cfg.cuts), cfg.seconds, cfg.num_cuts, cfg.seed, cfg.per_label)
     out = Path(cfg.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.jsonl.gz")
-    subset.to_file(tmp)
-    tmp.replace(out)
+    write_manifest_atomic(subset, out)
     save_config(cfg, out.parent / "subset_cuts.yaml")
     stage.done([out])
     log.info("%s: %d cuts, %.1f s (seed %d) from %s", out, len(subset), sum(c.duration for c in subset), cfg.seed,

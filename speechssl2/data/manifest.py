@@ -8,7 +8,9 @@ includes.
 from __future__ import annotations
 
 import logging
+import os
 import struct
+import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -127,3 +129,18 @@ def read_excluded(set_dir: Path) -> List[Problem]:
 
 def _one_line(obj: object) -> str:
     return " ".join(str(obj).split())
+
+
+def write_manifest_atomic(cuts: CutSet, path: Path) -> None:
+    """``cuts.to_file`` under a temporary name with the same suffixes, then rename: a reader never
+    sees half a manifest, and a killed stage leaves the old one or none.
+
+    The temporary name is this writer's own (random): the last two shard jobs to finish may
+    both find every shard labelled and merge at the same time; each renames a whole file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".partial.{uuid.uuid4().hex}.{path.name}")
+    try:
+        cuts.to_file(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

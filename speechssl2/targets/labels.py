@@ -9,8 +9,6 @@ loader reads the labels back with ``cut.load_custom(field)`` -> (T,) int32.
 from __future__ import annotations
 
 import logging
-import os
-import uuid
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence
 
@@ -18,6 +16,7 @@ import numpy as np
 from lhotse import CutSet, NumpyFilesWriter
 from lhotse.cut import Cut
 
+from speechssl2.data.manifest import write_manifest_atomic
 from speechssl2.targets.audio import at_rate
 from speechssl2.targets.frames import FRAME_SHIFT_S, align_labels, conv_frame_count
 from speechssl2.targets.shards import ShardFiles, iter_shard, require_complete, shard_bounds
@@ -81,17 +80,3 @@ def merge_parts(cuts: Sequence[Cut], parts: List[Path], out: Path) -> CutSet:
     merged = CutSet.from_cuts(by_id[c.id] for c in cuts)
     write_manifest_atomic(merged, out)
     return merged
-
-
-def write_manifest_atomic(cuts: CutSet, path: Path) -> None:
-    """``cuts.to_file`` under a temporary name with the same suffixes, then rename.
-
-    The temporary name is this writer's own (random): the last two shard jobs to finish may
-    both find every shard labelled and merge at the same time; each renames a whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial.{uuid.uuid4().hex}.{path.name}")
-    try:
-        cuts.to_file(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)

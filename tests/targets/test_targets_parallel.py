@@ -11,7 +11,7 @@ import pytest
 import yaml
 from lhotse import CutSet
 
-from speechssl2.targets.labels import write_manifest_atomic
+from speechssl2.data.manifest import write_manifest_atomic
 
 REPO = Path(__file__).resolve().parents[2]
 FSDD = REPO / "egs" / "fsdd" / "ssl1"

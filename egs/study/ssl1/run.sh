@@ -35,6 +35,7 @@ conf=conf              # configuration directory
 objectives=hubert      # pre-training runs, conf/pretrain_<objective>.yaml; the first one's architecture is "scratch"
 budgets=per_label=5    # labeled budgets of FSDD train (subset_cuts field=value), one table each
 seeds="1 2"            # fine-tuning seeds per upstream and budget
+pool_sets="pool en_train train"  # sets pooled (unlabeled) for pre-training: asterisk es/fr/it/ru, en audio, FSDD train
 nj=2                   # parallel jobs for feature/label dumping
 . utils/parse_options.sh
 
@@ -62,10 +63,11 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
-  echo "Stage 1: unlabeled pre-training pool -> $data/ptpool"
+  echo "Stage 1: unlabeled pre-training pool ($pool_sets) -> $data/ptpool"
+  inputs=""
+  for s in $pool_sets; do inputs+="${inputs:+,}$data/$s/cuts.jsonl.gz"; done
   run_stage "$data/ptpool/log/pool_cuts.log" \
-    python -m speechssl2.bin.pool_cuts --config "$conf/pool.yaml" \
-      --set "inputs=[$data/pool/cuts.jsonl.gz,$data/en_train/cuts.jsonl.gz,$data/train/cuts.jsonl.gz]" \
+    python -m speechssl2.bin.pool_cuts --config "$conf/pool.yaml" --set "inputs=[$inputs]" \
       --set output="$data/ptpool/cuts.jsonl.gz"
 fi
 
