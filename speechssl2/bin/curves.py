@@ -29,10 +29,10 @@ class CurvesConfig:
     metrics: List[str] = field(default_factory=lambda: ["train/loss"])  # fnmatch patterns of scalar tags
     chance: Dict[str, float] = field(default_factory=dict)  # pattern -> chance level
     labels: Optional[str] = None  # frame-label manifest whose prior is the chance of masked CE / accuracy
-    label_field: str = "hubert_labels"
+    label_field: str = "hubert_labels"  # custom cut field holding the frame labels
     output: str = "CURVES.md"  # Markdown health table
     plot: Optional[str] = "CURVES.png"  # PNG of the curves
-    title: str = "Pre-training health"
+    title: str = "Pre-training health"  # heading of the Markdown table
     notes: str = ""  # paragraph above the table
 
 

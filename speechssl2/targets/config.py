@@ -64,9 +64,7 @@ class KMeansConfig:
     init_size: int = 30000  # frames the k-means++ seeding draws from (MiniBatchKMeans: 3 x batch_size)
     n_init: int = 1  # k-means++ seedings per restart; the one with the lowest inertia on the init frames is kept
     seed: int = 0  # seeds the utterance sample and the k-means initialisation
-    # (K, D) .npy of given centroids instead of training: the k-means a released HuBERT was trained
-    # on, for continued pre-training (its cluster ids index the checkpoint's label embeddings)
-    centroids: Optional[str] = None
+    centroids: Optional[str] = None  # (K, D) .npy used instead of training: a released HuBERT's k-means
 
 
 @dataclass

@@ -66,9 +66,8 @@ class TrainConfig:
     scheduler: Dict[str, Any] = field(default_factory=lambda: {"name": "constant"})  # SCHEDULERS spec: lr multiplier
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     exp_dir: str = "exp/train"  # checkpoints, train.log, config.yaml and tensorboard/ go here
-    # Continued pre-training: every weight (upstream and objective heads) from a released or earlier
-    # checkpoint (speechssl2.models.io.pretraining); fresh optimizer, update 0. Not a resume.
-    init_from: Optional[str] = None
+    # Continued pre-training (speechssl2.models.io.pretraining): fresh optimizer, update 0; not a resume.
+    init_from: Optional[str] = None  # checkpoint whose weights (upstream and heads) start the run
 
 
 def validate(cfg: TrainConfig) -> None:
