@@ -37,17 +37,22 @@ def sample_negatives(
 
 
 def contrastive_logits(
-    context: Tensor, positives: Tensor, negatives: Tensor, valid: Tensor, temperature: float
+    context: Tensor, positives: Tensor, index: Tensor, valid: Tensor, temperature: float
 ) -> Tensor:
     """Cosine-similarity logits / kappa, the positive in column 0.
 
-    context, positives: (N, F); negatives: (N, K, F); valid: (N, K) bool. Distractors that
-    are invalid or equal to their positive (same quantized vector) get -inf.
+    context, positives: (N, F); index, valid: (N, K) as ``sample_negatives`` returns them
+    (distractor k of step n is ``positives[index[n, k]]``). Distractors that are invalid or
+    equal to their positive (same quantized vector) get -inf. ``F.cosine_similarity``'s
+    formula, the positives normalised once before the K-fold gather and multiplied as a
+    batch: broadcasting the context over the gathered candidates cost a small model most of
+    this function.
     """
-    targets = torch.cat([positives.unsqueeze(1), negatives], dim=1)  # (N, 1+K, F)
-    # F.cosine_similarity's formula as a batched product of unit vectors, without its broadcast of context
-    logits = torch.bmm(unit(targets.float()), unit(context.float()).unsqueeze(-1)).squeeze(-1) / temperature
-    same = (negatives == positives.unsqueeze(1)).all(dim=-1)  # (N, K)
+    units = unit(positives.float())  # (N, F)
+    targets = torch.cat([units.unsqueeze(1), units[index]], dim=1)  # (N, 1+K, F)
+    logits = torch.bmm(targets, unit(context.float()).unsqueeze(-1)).squeeze(-1) / temperature
+    with torch.no_grad():
+        same = (positives[index] == positives.unsqueeze(1)).all(dim=-1)  # (N, K)
     drop = torch.cat([torch.zeros_like(valid[:, :1]), same | ~valid], dim=1)  # (N, 1+K)
     return logits.masked_fill(drop, float("-inf"))
 

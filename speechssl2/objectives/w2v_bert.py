@@ -142,5 +142,5 @@ class W2vBertObjective(nn.Module):
         positives = self.project_q(q)  # (N, F)
         context = self.final_proj(out.hidden_states[self.contrastive_layers][time_mask])  # (N, F)
         index, valid = sample_negatives(time_mask, self.num_negatives)  # (N, K)
-        logits = contrastive_logits(context, positives, positives[index], valid, self.logit_temp)
+        logits = contrastive_logits(context, positives, index, valid, self.logit_temp)
         return contrastive_loss(logits, context), contrastive_accuracy(logits.detach())

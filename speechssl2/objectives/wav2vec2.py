@@ -74,7 +74,7 @@ class Wav2Vec2Objective(nn.Module):
         if index.shape != (context.shape[0], self.num_negatives) or valid.shape != index.shape:
             raise ValueError(f"wav2vec2: negatives must be (index, valid) of shape ({context.shape[0]}, "
                              f"{self.num_negatives}), got {tuple(index.shape)} and {tuple(valid.shape)}")
-        logits = contrastive_logits(context, positives, positives[index], valid, self.logit_temp)
+        logits = contrastive_logits(context, positives, index, valid, self.logit_temp)
         num_masked = logits.shape[0]
         if num_masked:
             contrastive = F.cross_entropy(logits, torch.zeros(num_masked, dtype=torch.long, device=logits.device))

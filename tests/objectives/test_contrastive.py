@@ -45,7 +45,7 @@ def test_contrastive_logits_and_loss_match_direct_loop():
     positives = torch.randn(n, feat, generator=gen)
     positives[3] = positives[1]  # a distractor that equals a positive must be masked out
     index, valid = sample_negatives(mask, 6, gen)
-    logits = contrastive_logits(context, positives, positives[index], valid, 0.1)
+    logits = contrastive_logits(context, positives, index, valid, 0.1)
     reference = _loop_reference(context, positives, positives[index], valid, 0.1)
     torch.testing.assert_close(logits, reference)
     assert torch.isinf(logits[1:4]).any()  # the duplicate was drawn (seeded) and masked

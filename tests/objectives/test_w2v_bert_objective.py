@@ -46,7 +46,7 @@ def test_terms_match_direct_reference():
     torch.manual_seed(5)
     index, valid = sample_negatives(mask, 7)
     context = obj.final_proj(out.hidden_states[1][mask])  # contrastive module = first block
-    logits = contrastive_logits(context, positives, positives[index], valid, 0.1)
+    logits = contrastive_logits(context, positives, index, valid, 0.1)
     expected_c = F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long))
     mlm_logits = out.hidden_states[3][mask] @ obj.mlm_head.weight.T + obj.mlm_head.bias  # (N, V): top block
     expected_m = -torch.log_softmax(mlm_logits, dim=-1).gather(1, quantized.codes).mean()

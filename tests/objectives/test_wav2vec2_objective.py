@@ -36,7 +36,7 @@ def test_terms_match_reference():
     positives = obj.project_q(quantized.q)
     torch.manual_seed(5)
     index, valid = sample_negatives(mask, 7)
-    logits = contrastive_logits(obj.final_proj(out.hidden_states[-1][mask]), positives, positives[index], valid, 0.1)
+    logits = contrastive_logits(obj.final_proj(out.hidden_states[-1][mask]), positives, index, valid, 0.1)
     torch.testing.assert_close(result.terms["contrastive"], F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long)))
     torch.testing.assert_close(result.terms["diversity"], (20 - quantized.prob_perplexity) / 20)
     torch.testing.assert_close(result.terms["feature_pen"], out.features.pow(2).mean())
