@@ -4,9 +4,9 @@
         --set "metrics=[train/loss, train/*masked_ce*, train/*acc_masked*, train/*code_perplexity*]" \
         --set labels=data/pool/cuts_hubert_iter1.jsonl.gz --set output=CURVES.md --set plot=CURVES.png
 
-``chance`` maps metric patterns to chance levels; with ``labels`` the HuBERT-style metrics
-(``*masked_ce*``, ``*acc_masked*``) get the cluster prior's entropy and majority share as
-chance unless ``chance`` already names them.
+``chance`` maps metric patterns to chance levels; with ``labels`` the cluster-target metrics
+(``*hubert/*masked_ce*``, ``*hubert/*acc_masked*``: HuBERT, WavLM, ILS) get the cluster prior's
+entropy and majority share as chance unless ``chance`` already names them.
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def main(argv: Optional[List[str]] = None) -> List[List[str]]:
     notes = [cfg.notes] if cfg.notes else []
     if cfg.labels:
         prior = label_prior(cfg.labels, cfg.label_field)
-        chance.setdefault("*masked_ce*", prior.entropy)
-        chance.setdefault("*acc_masked*", prior.majority)
+        chance.setdefault("*hubert/*masked_ce*", prior.entropy)  # HuBERT, WavLM and ILS log under hubert/
+        chance.setdefault("*hubert/*acc_masked*", prior.majority)
         notes.append(f"Cluster prior of {cfg.labels}: {prior.num_labels} labels used, entropy {prior.entropy:.3f} "
                      f"nats (the masked cross-entropy of a model that ignores the audio), majority share "
                      f"{prior.majority:.3f} (its accuracy).")

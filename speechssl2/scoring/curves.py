@@ -79,7 +79,7 @@ def chance_of(tag: str, chance: Mapping[str, float]) -> Optional[float]:
 
 
 def health_rows(runs: Mapping[str, Dict[str, Curve]], patterns: Sequence[str], chance: Mapping[str, float],
-                lower_is_better: Sequence[str] = ("*loss*", "*_ce*")) -> List[List[str]]:
+                lower_is_better: Sequence[str] = ("*loss*", "*_ce*", "*contrastive*", "*/mlm")) -> List[List[str]]:
     """Markdown rows: run, metric, first and last logged value, chance, and whether the last beats chance."""
     rows: List[List[str]] = []
     for run, curves in runs.items():

@@ -58,3 +58,13 @@ def test_health_table_and_plot_against_the_prior(tmp_path):
 def test_a_run_that_never_started_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="no TensorBoard directory"):
         curves.main(["--set", f"runs={{x: {tmp_path / 'nothing'}}}", "--set", f"output={tmp_path / 'H.md'}"])
+
+
+def test_a_contrastive_loss_above_its_chance_does_not_beat_it(tmp_path):
+    tb = TensorBoard(tmp_path / "w" / "tensorboard")
+    tb.scalars({"wav2vec2/contrastive": 4.617, "wav2vec2/acc_masked": 0.02}, 10, prefix="train/")
+    tb.close()
+    rows = curves.main(["--set", f"runs={{w: {tmp_path / 'w'}}}", "--set", "metrics=[train/*]", "--set", "plot=null",
+                        "--set", "chance={'*contrastive': 4.615, '*acc_masked': 0.0099}",
+                        "--set", f"output={tmp_path / 'H.md'}"])
+    assert {r[1]: r[5] for r in rows} == {"train/wav2vec2/contrastive": "**no**", "train/wav2vec2/acc_masked": "yes"}

@@ -30,8 +30,8 @@ ft_conf=finetune_mini       # conf/<ft_conf>.yaml
 decoders="greedy beam_lm"   # conf/decode_<decoder>.yaml; beam_lm needs lm_dir/lm.bin
 lm_dir=""                   # n-gram LM ("" = exp/lm_word3_<token_type>)
 out=""                      # table path without extension ("" = <work_dir>/BUDGET_<name>)
-title=""                    # table heading
-notes=""                    # paragraph above the table
+title=""                    # table heading (no double quotes)
+notes=""                    # paragraph above the table (no double quotes)
 baseline=scratch            # upstream the others are compared with ("" = no comparison)
 chance=""                   # chance WER % of the task (stated in the table; "" = not stated)
 . utils/parse_options.sh
@@ -74,6 +74,6 @@ for up in $upstreams; do
   done
 done
 python -m speechssl2.bin.seed_table --set exp_dir="$exp/budget_$name" --set output="$out.md" --set plot="$out.png" \
-  --set "title=${title:-Fine-tuning at $budget of $train_set}" --set "notes=$notes" \
+  --set "title=\"${title:-Fine-tuning at $budget of $train_set}\"" --set "notes=\"$notes\"" \
   --set "baseline=$baseline" ${chance:+--set chance=$chance}
 cat "$out.md"
