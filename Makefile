@@ -35,8 +35,8 @@ test: $(STAMP)
 
 demo: debian-deps $(STAMP)
 	@bash tools/install_kenlm.sh $(PY) || echo "KenLM not built: the demo decodes without the n-gram LM (see above)"
-	cd egs/study/ssl1 && PATH=$(abspath $(VENV))/bin:$$PATH ./run.sh
-	@echo "Demo finished. Results: egs/study/ssl1/RESULTS.md (+ BUDGET_*.png, HEALTH.png), data reports: egs/study/ssl1/data/*/report.txt, logs: egs/study/ssl1/exp/"
+	cd egs/asterisk/ssl1 && PATH=$(abspath $(VENV))/bin:$$PATH ./run.sh
+	@echo "Demo finished. Results: egs/asterisk/ssl1/RESULTS.md, data reports: egs/asterisk/ssl1/data/*/report.txt, logs: egs/asterisk/ssl1/exp/"
 
 # Speed tables of docs/benchmarks.md (minutes on a small CPU; see each script's --help for sizes).
 bench: $(STAMP)
