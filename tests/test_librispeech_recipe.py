@@ -392,3 +392,22 @@ def test_stages_1_to_7_issue_the_template_commands(stub_recipe, tmp_path, model,
 
 def test_recipe_uses_the_template_stages():
     assert (RECIPE / "ssl.sh").resolve() == TEMPLATE_SSL.resolve()
+
+
+def test_init_from_and_km_centroids_reach_stages_2_and_3(stub_recipe, tmp_path):
+    """Continued pre-training from a released model: its checkpoint starts stage 3, its k-means labels stage 2."""
+    work = tmp_path / "work"
+    res = subprocess.run(["bash", str(stub_recipe / "run.sh"), "--stage", "2", "--stop_stage", "3", "--nj", "1",
+                          "--work_dir", str(work), "--pretrain_model", "hubert_base_iter1",
+                          "--init_from", "/ckpt/hubert_base_ls960.pt"], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    calls = read_calls(stub_recipe.parent / "bin" / "calls")
+    (train,) = [c for c in calls if c.module == "train"]
+    assert train.sets["init_from"] == "/ckpt/hubert_base_ls960.pt"
+    assert all("kmeans.centroids" not in c.sets for c in calls)  # not given: k-means is trained
+    res = subprocess.run(["bash", str(stub_recipe / "ssl.sh"), "--stage", "2", "--stop_stage", "2", "--nj", "1",
+                          "--work_dir", str(work), "--km_centroids", "/ckpt/km.npy"],
+                         capture_output=True, text=True, cwd=stub_recipe)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    km = [c for c in read_calls(stub_recipe.parent / "bin" / "calls") if c.module == "learn_kmeans"]
+    assert km[-1].sets["kmeans.centroids"] == "/ckpt/km.npy"

@@ -14,7 +14,7 @@
 #      (conf/targets_iter<k>.yaml); 0: no targets. Features and labels are dumped in nj jobs
 #      (utils/run_jobs.sh: cmd.sh's launcher), one shard each
 #   3  SSL pre-training (conf/pretrain_<model>.yaml) on those targets (hubert_iter 0: on the
-#      plain cuts) -> exp/pretrain_<pt_name>
+#      plain cuts) -> exp/pretrain_<pt_name>; --init_from continues a released or earlier model
 #   4  fine-tuning of the pre-trained upstream, CTC or transducer (--finetune_type; conf/<ft_conf>.yaml,
 #      by default conf/finetune_<finetune_type>.yaml) on train_set -> exp/finetune_<pt_name>_<ft_name>
 #   5  word n-gram LM with KenLM on text_set -> lm_dir (skipped with a message when KenLM is not built);
@@ -42,6 +42,8 @@ pt_name=""                  # pre-training run exp/pretrain_<pt_name>, the upstr
 token_type=char             # conf/tokenizer_<token_type>.yaml: char or bpe
 hubert_iter=1               # HuBERT target iteration (1: MFCC; 2: layer features of the iteration-1 model; 0: no targets)
 targets_from=""             # hubert_iter > 1: checkpoint whose layer is clustered ("" = the previous iteration's model)
+init_from=""                # stage 3: continue pre-training from this checkpoint (HF dir, fairseq/torchaudio/speechssl2 .pt; "" = random init)
+km_centroids=""             # stage 2: K x D .npy of the k-means an init_from HuBERT was trained on ("" = train k-means)
 nj=2                        # parallel jobs for feature/label dumping (one shard each)
 pnmi=false                  # PNMI report of the targets (needs transcripts on pretrain_set)
 finetune_type=ctc           # stage 4 model and stage 6 default decoders: ctc or transducer
@@ -90,6 +92,9 @@ if [ "$hubert_iter" -gt 1 ]; then  # features of the previous iteration's model 
   fi
   tgt+=(--set features.checkpoint="$targets_from")
 fi
+[ -n "$km_centroids" ] && tgt+=(--set kmeans.centroids="$km_centroids")
+pt=(--config "$conf/pretrain_$pretrain_model.yaml")
+[ -n "$init_from" ] && pt+=(--set init_from="$init_from")  # continued pre-training (docs/reproduce.md)
 pt_cuts=$data/$pretrain_set/cuts.jsonl.gz
 [ "$hubert_iter" -gt 0 ] && pt_cuts=$data/$pretrain_set/cuts_hubert_iter$hubert_iter.jsonl.gz
 
@@ -125,8 +130,7 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   echo "Stage 3: $pretrain_model pre-training on $pt_cuts -> $pt_exp"
   run_stage "$pt_exp/log/train.log" \
-    $train_cmd -- python -m speechssl2.bin.train --config "$conf/pretrain_$pretrain_model.yaml" \
-      --set data.train="$pt_cuts" --set exp_dir="$pt_exp"
+    $train_cmd -- python -m speechssl2.bin.train "${pt[@]}" --set data.train="$pt_cuts" --set exp_dir="$pt_exp"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then

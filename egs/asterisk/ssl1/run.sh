@@ -23,6 +23,7 @@ work_dir=.            # data/ and exp/ are written here
 pretrain_model=hubert # conf/pretrain_<model>.yaml
 token_type=char       # conf/tokenizer_<token_type>.yaml: char or bpe (SentencePiece)
 finetune_type=ctc     # stage 4: ctc or transducer (conf/finetune_<type>.yaml; stage 6 decoders follow)
+init_from=""          # stage 3: continue pre-training from this checkpoint (HF dir, fairseq/torchaudio .pt; docs/reproduce.md)
 hubert_iter=1         # HuBERT targets: 1 = MFCC k-means; 2 = k-means on a layer of exp/pretrain_<model>
 nj=2                  # parallel jobs for feature/label dumping (stage 2; cmd.sh says where they run)
 conf=conf             # configuration directory (a copy with other settings works too)
@@ -43,6 +44,6 @@ elif [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
 fi
 
 if [ "$stop_stage" -ge 1 ]; then
-  ./ssl.sh --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
+  ./ssl.sh --init_from "$init_from" --stage "$(( stage > 1 ? stage : 1 ))" --stop_stage "$stop_stage" --work_dir "$work_dir" \
     --conf "$conf" --pretrain_model "$pretrain_model" --token_type "$token_type" --finetune_type "$finetune_type" --hubert_iter "$hubert_iter" --nj "$nj"
 fi

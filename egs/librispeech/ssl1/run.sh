@@ -37,6 +37,7 @@ pretrain_model=hubert_base_iter1  # conf/pretrain_<model>.yaml
 pretrain_set=train_960        # unlabeled set for pre-training and its HuBERT targets
 finetune_set=10h              # conf/finetune_<finetune_type>_<set>.yaml: ctc 10min 1h 10h 100h 960h 10h_hubert; transducer 960h
 finetune_type=ctc             # stage 4: ctc or transducer (w2v-BERT's RNN-T); stage 6 decoders follow
+init_from=""          # stage 3: continue pre-training from this checkpoint (HF dir, fairseq/torchaudio .pt; docs/reproduce.md)
 targets_iter=auto             # auto: from pretrain_model (see below)
 test_sets="dev_clean dev_other test_clean test_other"  # sets decoded in stage 6
 nj=8                          # parallel jobs for feature/label dumping (stage 2)
@@ -66,7 +67,7 @@ ft_hours=${finetune_set%%_*}  # 10h_hubert -> 10h: what follows "_" names the re
 case $ft_hours in 10min) ft_data=train_10m ;; 100h) ft_data=train_100 ;; 960h) ft_data=train_960 ;; *) ft_data=train_$ft_hours ;; esac
 labeled_sets=$(printf '%s\n' train_960 train_100 train_10h train_1h train_10m dev_other $test_sets | awk '!seen[$0]++' | xargs)
 ssl() {
-  ./ssl.sh --work_dir "$work_dir" --conf "$conf" --labeled_sets "$labeled_sets" --text_set train_960 \
+  ./ssl.sh --init_from "$init_from" --work_dir "$work_dir" --conf "$conf" --labeled_sets "$labeled_sets" --text_set train_960 \
     --pretrain_set "$pretrain_set" --pretrain_model "$pretrain_model" --pt_name "$pretrain_model" \
     --hubert_iter "$targets_iter" --targets_from "$targets_from" --nj "$nj" \
     --train_set "$ft_data" --dev_set dev_other --finetune_type "$finetune_type" --ft_conf "finetune_${finetune_type}_$finetune_set" --ft_name "${finetune_type}_$finetune_set" \
