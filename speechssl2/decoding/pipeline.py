@@ -28,10 +28,11 @@ from speechssl2.data.loader import make_dataloader
 from speechssl2.decoding.ctc import ctc_greedy
 from speechssl2.decoding.ctc_beam import CTCBeamSearch
 from speechssl2.decoding.hypothesis import Hypothesis
-from speechssl2.decoding.rescore import rescore_nbest
+from speechssl2.decoding.rescore import SentenceLM, rescore_nbest
 from speechssl2.decoding.runner import DecodeBatch, DecodeRun, run_decoding
 from speechssl2.decoding.transducer import greedy_search
 from speechssl2.decoding.transducer_batch import batch_beam_search
+from speechssl2.lm.ngram_score import NgramSentenceLM, lexicon_words
 from speechssl2.scoring.kaldi_text import read_transcripts, write_text
 from speechssl2.scoring.report import ExperimentMeta, ScoreReport, score_texts, write_report
 from speechssl2.stage import file_sig
@@ -59,7 +60,8 @@ class DecodeConfig:
     fusion_lm: Optional[str] = None  # transducer beam: Transformer LM checkpoint fused per token
     fusion_weight: float = 0.3  # weight of the fusion_lm score
     rescore_lm: Optional[str] = None  # Transformer LM checkpoint for n-best rescoring
-    rescore_weight: float = 0.5  # weight of the rescore_lm score
+    rescore_ngram: bool = False  # or rescore the n-best with <lm_dir>/lm.bin over <lm_dir>/lexicon.txt words
+    rescore_weight: float = 0.5  # weight of the rescoring LM's natural-log sentence score
     max_duration: float = 60.0  # seconds of audio per batch
     sample_rate: int = 16000  # audio is resampled to this rate on loading
     device: str = "auto"  # auto: cuda when available
@@ -72,6 +74,11 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def lm_file(lm_dir: Path) -> Optional[Path]:
+    """The n-gram a train_ngram stage left in ``lm_dir``: lm.bin (KenLM binary) or lm.arpa."""
+    return next((p for p in (lm_dir / "lm.bin", lm_dir / "lm.arpa") if p.is_file()), None)
+
+
 def ngram_paths(cfg: DecodeConfig) -> Tuple[Optional[str], Optional[str]]:
     """(lm, lexicon) for CTC fusion; (None, None) with a warning when the LM stage was skipped."""
     if not cfg.ngram:
@@ -79,7 +86,7 @@ def ngram_paths(cfg: DecodeConfig) -> Tuple[Optional[str], Optional[str]]:
     if cfg.lm_dir is None:
         raise ValueError("decode: ngram=true needs lm_dir (the bin.train_ngram output directory)")
     lm_dir = Path(cfg.lm_dir)
-    lm = next((p for p in (lm_dir / "lm.bin", lm_dir / "lm.arpa") if p.is_file()), None)
+    lm = lm_file(lm_dir)
     if lm is None:
         log.warning("no n-gram LM in %s (KenLM missing or the LM stage skipped): beam search without an LM", lm_dir)
         return None, None
@@ -112,7 +119,23 @@ def transducer_search(model: nn.Module, cfg: DecodeConfig, fusion: Optional[nn.M
     return beam
 
 
-def with_rescoring(search: NBestSearch, lm: nn.Module, weight: float) -> Callable[[Tensor, Tensor], List[Hypothesis]]:
+def rescoring_lm(cfg: DecodeConfig, device: torch.device) -> Optional[SentenceLM]:
+    """The sentence LM of n-best rescoring: the Transformer LM checkpoint, or the n-gram of lm_dir."""
+    if cfg.rescore_lm is not None:
+        return load_trained_model(cfg.rescore_lm, ("transformer_lm",))[0].to(device)
+    if not cfg.rescore_ngram:
+        return None
+    lm_dir = Path(cfg.lm_dir or "")
+    lm = lm_file(lm_dir)
+    if lm is None:
+        raise FileNotFoundError(f"decode: rescore_ngram=true but {lm_dir} holds no lm.bin or lm.arpa (train_ngram)")
+    lexicon = lm_dir / "lexicon.txt"
+    if not lexicon.is_file():
+        raise FileNotFoundError(f"decode: rescore_ngram=true needs {lexicon} (the words the n-gram knows)")
+    return NgramSentenceLM(lm, lexicon_words(lexicon))
+
+
+def with_rescoring(search: NBestSearch, lm: SentenceLM, weight: float) -> Callable[[Tensor, Tensor], List[Hypothesis]]:
     """The 1-best after re-ranking each n-best list with ``weight`` * log P_lm(text)."""
     def best(emissions: Tensor, lengths: Tensor) -> List[Hypothesis]:
         nbests = search(emissions, lengths)
@@ -143,12 +166,20 @@ def describe(cfg: DecodeConfig, kind: str, lm: Optional[str], lexicon: Optional[
         lms.append(f"TLM fusion x{cfg.fusion_weight:g}")
     if cfg.rescore_lm is not None:
         lms.append(f"TLM rescoring x{cfg.rescore_weight:g}")
+    if cfg.rescore_ngram:
+        path = lm_file(Path(cfg.lm_dir or ""))
+        lms.append(f"{Path(cfg.lm_dir or '').name}@{file_sig(path)[2][:8]} rescoring x{cfg.rescore_weight:g}")
     return {"decoder": decoder, "lm": " + ".join(lms) or "none"}
 
 
 def check_config(cfg: DecodeConfig, kind: str) -> None:
-    if cfg.rescore_lm is not None and (cfg.decoder != "beam" or cfg.nbest < 2):
-        raise ValueError("decode: rescore_lm needs decoder=beam and nbest >= 2 (a 1-best list has nothing to re-rank)")
+    rescoring = "rescore_lm" if cfg.rescore_lm is not None else "rescore_ngram" if cfg.rescore_ngram else None
+    if rescoring and (cfg.decoder != "beam" or cfg.nbest < 2):
+        raise ValueError(f"decode: {rescoring} needs decoder=beam and nbest >= 2 (a 1-best list has nothing to re-rank)")
+    if cfg.rescore_lm is not None and cfg.rescore_ngram:
+        raise ValueError("decode: rescore with one LM: rescore_lm (Transformer) or rescore_ngram, not both")
+    if cfg.rescore_ngram and cfg.lm_dir is None:
+        raise ValueError("decode: rescore_ngram=true needs lm_dir (the bin.train_ngram output directory)")
     if kind == "transducer" and cfg.ngram:
         raise ValueError("decode: n-gram fusion is for CTC beam search; a transducer fuses a Transformer LM "
                          "(fusion_lm)")
@@ -170,9 +201,9 @@ def decode(cfg: DecodeConfig) -> Tuple[DecodeRun, ScoreReport]:
     else:
         fusion = load_trained_model(cfg.fusion_lm, ("transformer_lm",))[0].to(device) if cfg.fusion_lm else None
         search = transducer_search(model, cfg, fusion)
-    if cfg.rescore_lm is not None:
-        best = with_rescoring(search, load_trained_model(cfg.rescore_lm, ("transformer_lm",))[0].to(device),
-                              cfg.rescore_weight)
+    rescorer = rescoring_lm(cfg, device)
+    if rescorer is not None:
+        best = with_rescoring(search, rescorer, cfg.rescore_weight)
     else:
         best = lambda e, n: [nbest[0] for nbest in search(e, n)]  # noqa: E731
     loader = make_dataloader(cfg.cuts, max_duration=cfg.max_duration, shuffle=False, sample_rate=cfg.sample_rate)

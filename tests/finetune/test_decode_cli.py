@@ -101,3 +101,31 @@ def test_rescoring_a_one_best_list_is_an_error(trained, tmp_path):
     checkpoint, cuts = trained
     with pytest.raises(ValueError, match="rescore_lm needs decoder=beam and nbest >= 2"):
         run(checkpoint, cuts, tmp_path / "out", "decoder=greedy", f"rescore_lm={checkpoint}")
+
+
+def test_transducer_nbest_rescored_with_the_ngram(fsdd_dir, tmp_path):
+    """A transducer beam's n-best re-ranked by the word n-gram of lm_dir: the LM column names the LM build."""
+    spec = {"name": "transducer", "tokenizer": CHARS, "encoder": CTC["encoder"],
+            "predictor": {"embed_dim": 16, "hidden_dim": 16}, "joint_dim": 16}
+    torch.manual_seed(0)
+    checkpoint = save_trained(MODELS.build(spec), spec, tmp_path / "rnnt.pt")
+    cuts = fsdd_cuts(fsdd_dir, tmp_path / "cuts.jsonl.gz")
+    lm_dir = tmp_path / "lm"
+    lm_dir.mkdir()
+    unigrams = "\n".join(f"-1.0\t{w}" for w in DIGITS)
+    (lm_dir / "lm.arpa").write_text(f"\\data\\\nngram 1={len(DIGITS) + 3}\nngram 2=1\n\n\\1-grams:\n-99\t<s>\t0\n"
+                                    f"-1.0\t</s>\n-2.0\t<unk>\n{unigrams}\n\n\\2-grams:\n-0.5\t<s> one\n\n\\end\\\n")
+    (lm_dir / "lexicon.txt").write_text("".join(f"{w} {' '.join(w)} |\n" for w in DIGITS))
+    run(checkpoint, cuts, tmp_path / "out", "decoder=beam", "beam_size=4", "nbest=4", "rescore_ngram=true",
+        f"lm_dir={lm_dir}")
+    assert len(read_text(tmp_path / "out" / "text")) == len(NAMES)
+    digest = hashlib.sha1((lm_dir / "lm.arpa").read_bytes()).hexdigest()[:8]
+    assert json.loads((tmp_path / "out" / "result.json").read_text())["lm"] == f"lm@{digest} rescoring x0.5"
+    with pytest.raises(ValueError, match="rescore_ngram needs decoder=beam and nbest >= 2"):
+        run(checkpoint, cuts, tmp_path / "x", "decoder=beam", "rescore_ngram=true", f"lm_dir={lm_dir}")
+    with pytest.raises(ValueError, match="not both"):
+        run(checkpoint, cuts, tmp_path / "x", "decoder=beam", "nbest=2", "rescore_ngram=true", f"lm_dir={lm_dir}",
+            f"rescore_lm={checkpoint}")
+    (lm_dir / "lm.arpa").unlink()
+    with pytest.raises(FileNotFoundError, match="holds no lm.bin or lm.arpa"):
+        run(checkpoint, cuts, tmp_path / "x", "decoder=beam", "nbest=2", "rescore_ngram=true", f"lm_dir={lm_dir}")

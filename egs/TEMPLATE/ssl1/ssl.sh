@@ -161,12 +161,14 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   [ -n "$rescore_lm" ] && rescore=(--set rescore_lm="$rescore_lm")
   for test in $test_sets; do
     for dec in $decoders; do
-      if grep -Eq '^ngram: *true' "$conf/decode_$dec.yaml" && [ ! -f "$lm_dir/lm.bin" ]; then
+      if grep -Eq '^(ngram|rescore_ngram): *true' "$conf/decode_$dec.yaml" && [ ! -f "$lm_dir/lm.bin" ]; then
         echo "Stage 6: no n-gram LM in $lm_dir: skipping $dec"; continue
       fi
       lms=("${rescore[@]}")
       has_key fusion_weight "$dec" && lms+=(--set fusion_lm="$tlm")
-      has_key rescore_weight "$dec" && [ -z "$rescore_lm" ] && lms+=(--set rescore_lm="$tlm")
+      if has_key rescore_weight "$dec" && ! grep -Eq '^rescore_ngram: *true' "$conf/decode_$dec.yaml" && [ -z "$rescore_lm" ]; then
+        lms+=(--set rescore_lm="$tlm")  # n-best rescoring with the Transformer LM (rescore_ngram: with the n-gram)
+      fi
       if [ ${#lms[@]} -gt ${#rescore[@]} ] && [ ! -f "$tlm" ]; then
         echo "Stage 6: no Transformer LM $tlm (stage 5 with conf/lm_transformer.yaml, or --tlm): skipping $dec"; continue
       fi
