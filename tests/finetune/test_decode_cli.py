@@ -78,12 +78,16 @@ def test_beam_lm_without_an_lm_file_decodes_without_lm_and_says_so(trained, tmp_
     assert report.wer == 0.0
 
 
-def test_transducer_checkpoint_decodes_every_cut(fsdd_dir, tmp_path):
+def random_transducer(fsdd_dir, tmp_path):
+    """A randomly initialised small transducer's checkpoint and the four FSDD cuts."""
     spec = {"name": "transducer", "tokenizer": CHARS, "encoder": CTC["encoder"],
             "predictor": {"embed_dim": 16, "hidden_dim": 16}, "joint_dim": 16}
     torch.manual_seed(0)
-    checkpoint = save_trained(MODELS.build(spec), spec, tmp_path / "rnnt.pt")
-    cuts = fsdd_cuts(fsdd_dir, tmp_path / "cuts.jsonl.gz")
+    return save_trained(MODELS.build(spec), spec, tmp_path / "rnnt.pt"), fsdd_cuts(fsdd_dir, tmp_path / "cuts.jsonl.gz")
+
+
+def test_transducer_checkpoint_decodes_every_cut(fsdd_dir, tmp_path):
+    checkpoint, cuts = random_transducer(fsdd_dir, tmp_path)
     for decoder in ("greedy", "beam"):
         run(checkpoint, cuts, tmp_path / decoder, f"decoder={decoder}", "beam_size=2")
         assert len(read_text(tmp_path / decoder / "text")) == len(NAMES)
@@ -105,11 +109,7 @@ def test_rescoring_a_one_best_list_is_an_error(trained, tmp_path):
 
 def test_transducer_nbest_rescored_with_the_ngram(fsdd_dir, tmp_path):
     """A transducer beam's n-best re-ranked by the word n-gram of lm_dir: the LM column names the LM build."""
-    spec = {"name": "transducer", "tokenizer": CHARS, "encoder": CTC["encoder"],
-            "predictor": {"embed_dim": 16, "hidden_dim": 16}, "joint_dim": 16}
-    torch.manual_seed(0)
-    checkpoint = save_trained(MODELS.build(spec), spec, tmp_path / "rnnt.pt")
-    cuts = fsdd_cuts(fsdd_dir, tmp_path / "cuts.jsonl.gz")
+    checkpoint, cuts = random_transducer(fsdd_dir, tmp_path)
     lm_dir = tmp_path / "lm"
     lm_dir.mkdir()
     unigrams = "\n".join(f"-1.0\t{w}" for w in DIGITS)
