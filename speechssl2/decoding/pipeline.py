@@ -175,7 +175,8 @@ def describe(cfg: DecodeConfig, kind: str, lm: Optional[str], lexicon: Optional[
 def check_config(cfg: DecodeConfig, kind: str) -> None:
     rescoring = "rescore_lm" if cfg.rescore_lm is not None else "rescore_ngram" if cfg.rescore_ngram else None
     if rescoring and (cfg.decoder != "beam" or cfg.nbest < 2):
-        raise ValueError(f"decode: {rescoring} needs decoder=beam and nbest >= 2 (a 1-best list has nothing to re-rank)")
+        raise ValueError(f"decode: {rescoring} needs decoder=beam and nbest >= 2 "
+                         "(a 1-best list has nothing to re-rank)")
     if cfg.rescore_lm is not None and cfg.rescore_ngram:
         raise ValueError("decode: rescore with one LM: rescore_lm (Transformer) or rescore_ngram, not both")
     if cfg.rescore_ngram and cfg.lm_dir is None:
