@@ -29,7 +29,7 @@ def main(argv: Optional[List[str]] = None) -> Optional[ScoreReport]:
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     setup_logging(out_dir / "decode.log")
-    unused = [] if cfg.ngram else ["lm_dir"]  # a decoder without the n-gram does not depend on it
+    unused = [] if cfg.ngram or cfg.rescore_ngram else ["lm_dir"]  # only the n-gram users depend on it
     stage = Stage("decode", cfg, stamp_path(out_dir, "decode"), [out_dir], unused=unused)
     if stage.up_to_date():
         return None

@@ -121,6 +121,12 @@ def test_transducer_nbest_rescored_with_the_ngram(fsdd_dir, tmp_path):
     assert len(read_text(tmp_path / "out" / "text")) == len(NAMES)
     digest = hashlib.sha1((lm_dir / "lm.arpa").read_bytes()).hexdigest()[:8]
     assert json.loads((tmp_path / "out" / "result.json").read_text())["lm"] == f"lm@{digest} rescoring x0.5"
+    # the n-gram is an input of the stage: another LM at the same path decodes again
+    (lm_dir / "lm.arpa").write_text((lm_dir / "lm.arpa").read_text().replace("-0.5\t<s> one", "-0.6\t<s> one"))
+    stamp = (tmp_path / "out" / ".stage.decode.json").stat().st_mtime_ns
+    run(checkpoint, cuts, tmp_path / "out", "decoder=beam", "beam_size=4", "nbest=4", "rescore_ngram=true",
+        f"lm_dir={lm_dir}")
+    assert (tmp_path / "out" / ".stage.decode.json").stat().st_mtime_ns != stamp
     with pytest.raises(ValueError, match="rescore_ngram needs decoder=beam and nbest >= 2"):
         run(checkpoint, cuts, tmp_path / "x", "decoder=beam", "rescore_ngram=true", f"lm_dir={lm_dir}")
     with pytest.raises(ValueError, match="not both"):
